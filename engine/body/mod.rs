@@ -1,0 +1,189 @@
+//! Request and response bodies.
+//!
+//! Bodies stream through the gateway unless a phase must read them. `GuardedBody` wraps a
+//! partner's request body on its way upstream: it enforces the size limit as bytes arrive
+//! (a missing or lying Content-Length cannot get around it) and fails a client that stalls
+//! between chunks, and it records which of the two happened so the pipeline can answer
+//! 413 or 408 instead of blaming the upstream.
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type used on both sides of the gateway.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A complete body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Why a guarded body stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    TooLarge,
+    TooSlow,
+}
+
+/// Shared record of what happened to a guarded body, read after the upstream call fails.
+#[derive(Debug, Default, Clone)]
+pub struct BodyVerdict(Arc<AtomicU8>);
+
+impl BodyVerdict {
+    fn set(&self, fault: BodyFault) {
+        let code = match fault {
+            BodyFault::TooLarge => 1,
+            BodyFault::TooSlow => 2,
+        };
+        self.0.store(code, Ordering::Relaxed);
+    }
+
+    pub fn fault(&self) -> Option<BodyFault> {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(BodyFault::TooLarge),
+            2 => Some(BodyFault::TooSlow),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("request body {0}")]
+struct GuardError(&'static str);
+
+/// A request body with a size limit and an idle timeout between chunks.
+pub struct GuardedBody<B> {
+    inner: B,
+    seen: u64,
+    limit: u64,
+    idle: Duration,
+    sleep: Pin<Box<Sleep>>,
+    verdict: BodyVerdict,
+}
+
+impl<B> GuardedBody<B> {
+    pub fn new(inner: B, limit: u64, idle: Duration, verdict: BodyVerdict) -> Self {
+        GuardedBody {
+            inner,
+            seen: 0,
+            limit,
+            idle,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+            verdict,
+        }
+    }
+}
+
+impl<B> HttpBody for GuardedBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.limit {
+                        this.verdict.set(BodyFault::TooLarge);
+                        return Poll::Ready(Some(Err(Box::new(GuardError("exceeds the size limit")))));
+                    }
+                }
+                let deadline = Instant::now() + this.idle;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    this.verdict.set(BodyFault::TooSlow);
+                    return Poll::Ready(Some(Err(Box::new(GuardError("stalled")))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// Yields its chunks, then either ends or (if `stall`) never yields again.
+    struct Chunks {
+        parts: VecDeque<&'static [u8]>,
+        stall: bool,
+    }
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.parts.pop_front() {
+                Some(p) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(p))))),
+                None if self.stall => Poll::Pending,
+                None => Poll::Ready(None),
+            }
+        }
+    }
+
+    fn chunks(parts: &[&'static [u8]], stall: bool) -> Chunks {
+        Chunks {
+            parts: parts.iter().copied().collect(),
+            stall,
+        }
+    }
+
+    #[tokio::test]
+    async fn passes_bodies_within_the_limit() {
+        let verdict = BodyVerdict::default();
+        let body = GuardedBody::new(chunks(&[b"abc", b"def"], false), 6, Duration::from_secs(5), verdict.clone());
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"abcdef");
+        assert_eq!(verdict.fault(), None);
+    }
+
+    #[tokio::test]
+    async fn stops_at_the_limit_and_says_why() {
+        let verdict = BodyVerdict::default();
+        let body = GuardedBody::new(chunks(&[b"abc", b"defg"], false), 6, Duration::from_secs(5), verdict.clone());
+        assert!(body.collect().await.is_err());
+        assert_eq!(verdict.fault(), Some(BodyFault::TooLarge));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fails_a_stalled_client() {
+        let verdict = BodyVerdict::default();
+        let body = GuardedBody::new(chunks(&[b"abc"], true), 100, Duration::from_secs(2), verdict.clone());
+        assert!(body.collect().await.is_err());
+        assert_eq!(verdict.fault(), Some(BodyFault::TooSlow));
+    }
+}

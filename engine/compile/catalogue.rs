@@ -1,0 +1,336 @@
+//! catalogue/<domain>/<product>.toml -> products, routes and one router per environment.
+
+use super::body_schemas::{BodySchema, SchemaFiles};
+use super::gateway::{suggest_upstream, GatewayParts};
+use super::units::date_to_days;
+use crate::diagnostics::{Diagnostic, Diagnostics, Location};
+use crate::pipeline::{DataClass, ProductPlan, ProductStatus, RoutePlan, Target};
+use crate::policy::raw::{RawDataClass, RawProductStatus, RawRoute};
+use crate::policy::{LoadedProduct, PolicySet};
+use crate::route::{EnvMap, Environment, InsertError, PathTemplate, Router};
+use crate::upstream::mock::MockResponse;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The keyword that makes the sandbox answer from schema examples.
+pub const MOCK: &str = "mock";
+
+pub struct CatalogueParts {
+    pub products: Vec<ProductPlan>,
+    pub routes: Vec<RoutePlan>,
+    pub routers: [Router; 2],
+}
+
+/// Where each route was declared, for diagnostics that point at two places.
+struct Origin<'a> {
+    product: &'a LoadedProduct,
+    index: usize,
+}
+
+impl Origin<'_> {
+    fn at(&self, key: &str) -> Location {
+        self.product.doc.value_location(&format!("/routes/{}/{key}", self.index))
+    }
+}
+
+pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diagnostics) -> CatalogueParts {
+    let mut schemas = SchemaFiles::new(set);
+    let mut products = Vec::new();
+    let mut routes = Vec::new();
+    let mut routers = [Router::default(), Router::default()];
+    let mut product_ids: HashMap<&str, &LoadedProduct> = HashMap::new();
+    let mut route_ids: HashMap<&str, Origin> = HashMap::new();
+    let mut origins: Vec<Origin> = Vec::new();
+
+    for loaded in &set.products {
+        let raw = &loaded.raw;
+        let doc = &loaded.doc;
+        if let Some(first) = product_ids.insert(&raw.id, loaded) {
+            diags.push(
+                Diagnostic::error("duplicate-product", format!("product id `{}` is declared twice", raw.id))
+                    .at(doc.value_location("/id"))
+                    .note("first declared here", Some(first.doc.value_location("/id")))
+                    .help("product ids are unique across the catalogue; rename one"),
+            );
+            continue;
+        }
+        let product_index = products.len();
+        products.push(product_plan(loaded, diags));
+        let targets = product_targets(loaded, gateway, diags);
+
+        for (index, raw_route) in raw.routes.iter().enumerate() {
+            let origin = Origin { product: loaded, index };
+            if let Some(first) = route_ids.get(raw_route.id.as_str()) {
+                diags.push(
+                    Diagnostic::error("duplicate-route", format!("route id `{}` is declared twice", raw_route.id))
+                        .at(origin.at("id"))
+                        .note("first declared here", Some(first.at("id")))
+                        .help("route ids are unique across the catalogue: counters, usage and audit are keyed by them"),
+                );
+                continue;
+            }
+            route_ids.insert(&raw_route.id, Origin { product: loaded, index });
+            let Some(plan) = route_plan(raw_route, product_index, &origin, &targets, &mut schemas, diags) else {
+                continue;
+            };
+            let route_id = routes.len();
+            for env in Environment::ALL {
+                if plan.targets.get(env).is_none() {
+                    continue;
+                }
+                match routers[env.index()].insert(plan.method.clone(), &raw_route.path, route_id) {
+                    Ok(()) => {}
+                    Err(InsertError::Duplicate(other)) => {
+                        let other: &Origin = &origins[other];
+                        diags.push(
+                            Diagnostic::error(
+                                "duplicate-path",
+                                format!("{} {} is served twice in {}", plan.method, raw_route.path, env.as_str()),
+                            )
+                            .at(origin.at("path"))
+                            .note(format!("also served by route `{}`", other.product.raw.routes[other.index].id), Some(other.at("path")))
+                            .help("remove one of the routes, or give it another method or path"),
+                        );
+                    }
+                    Err(InsertError::Conflict(why)) => diags.push(
+                        Diagnostic::error("conflicting-path", format!("path `{}` conflicts with another route: {why}", raw_route.path))
+                            .at(origin.at("path"))
+                            .help("two templates may not differ only in a parameter's name at the same position; use the same name"),
+                    ),
+                }
+            }
+            routes.push(plan);
+            origins.push(origin);
+        }
+    }
+
+    for unused in schemas.unused() {
+        diags.push(
+            Diagnostic::warning("unused-schema", format!("schema `{}` is not used by any route", unused.display()))
+                .at(Location::file(unused))
+                .help("refer to it from a route's request_schema or response_schema, or delete it"),
+        );
+    }
+    CatalogueParts {
+        products,
+        routes,
+        routers,
+    }
+}
+
+fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan {
+    let raw = &loaded.raw;
+    let doc = &loaded.doc;
+    let status = match raw.status {
+        RawProductStatus::Active => ProductStatus::Active,
+        RawProductStatus::Deprecated => ProductStatus::Deprecated,
+        RawProductStatus::Retired => ProductStatus::Retired,
+    };
+    let mut lifecycle_headers = Vec::new();
+    let date = |key: &str, value: &Option<String>, diags: &mut Diagnostics| -> Option<i64> {
+        let text = value.as_deref()?;
+        let days = date_to_days(text);
+        if days.is_none() {
+            diags.push(
+                Diagnostic::error("invalid-date", format!("`{text}` is not a calendar date"))
+                    .at(doc.value_location(&format!("/{key}")))
+                    .help("write an existing date as YYYY-MM-DD"),
+            );
+        }
+        days
+    };
+    let sunset = date("sunset", &raw.sunset, diags);
+    let since = date("deprecated_since", &raw.deprecated_since, diags);
+    if since.is_some() && status != ProductStatus::Deprecated {
+        diags.push(
+            Diagnostic::error("lifecycle", "deprecated_since is set but the product is not deprecated")
+                .at(doc.value_location("/deprecated_since"))
+                .help("set status = \"deprecated\", or remove deprecated_since"),
+        );
+    }
+    if status == ProductStatus::Deprecated && since.is_none() {
+        diags.push(
+            Diagnostic::warning("lifecycle", format!("product `{}` is deprecated but does not say since when", raw.id))
+                .at(doc.value_location("/status"))
+                .help("add deprecated_since = \"YYYY-MM-DD\" so partners receive a Deprecation header"),
+        );
+    }
+    if let (Some(since), Some(sunset)) = (since, sunset) {
+        if sunset < since {
+            diags.push(
+                Diagnostic::error("lifecycle", "the sunset date is before the deprecation date")
+                    .at(doc.value_location("/sunset"))
+                    .help("a product is deprecated first and sunset later"),
+            );
+        }
+    }
+    if let Some(days) = since {
+        if let Ok(value) = HeaderValue::from_str(&format!("@{}", days * 86_400)) {
+            lifecycle_headers.push((HeaderName::from_static("deprecation"), value));
+        }
+    }
+    if let Some(days) = sunset {
+        let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(days.max(0) * 86_400).unwrap_or(0));
+        if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(when)) {
+            lifecycle_headers.push((HeaderName::from_static("sunset"), value));
+        }
+    }
+    ProductPlan {
+        id: Arc::from(raw.id.as_str()),
+        name: raw.name.clone(),
+        domain: loaded.domain.clone(),
+        version: raw.version.clone(),
+        status,
+        licence: raw.licence.clone(),
+        data_class: match raw.data_class {
+            RawDataClass::Public => DataClass::Public,
+            RawDataClass::Pii => DataClass::Pii,
+            RawDataClass::Pci => DataClass::Pci,
+        },
+        lifecycle_headers,
+    }
+}
+
+/// What answers the product in each environment, before routes add their mocks.
+#[derive(Clone, Copy)]
+enum ProductTarget {
+    Mock,
+    Upstream(usize),
+}
+
+fn product_targets(loaded: &LoadedProduct, gateway: Option<&GatewayParts>, diags: &mut Diagnostics) -> EnvMap<ProductTarget> {
+    let raw = &loaded.raw;
+    let doc = &loaded.doc;
+    let mut targets = EnvMap::default();
+    let declared = [
+        (Environment::Sandbox, raw.upstream.sandbox.as_deref()),
+        (Environment::Production, raw.upstream.production.as_deref()),
+    ];
+    for (env, name) in declared {
+        let Some(name) = name else { continue };
+        let pointer = format!("/upstream/{}", env.as_str());
+        if name == MOCK {
+            if env == Environment::Production {
+                diags.push(
+                    Diagnostic::error("mock-in-production", format!("product `{}` would answer production from the mock", raw.id))
+                        .at(doc.value_location(&pointer))
+                        .help("production must reach a real upstream; name one from gateway.toml, or remove the production line"),
+                );
+                continue;
+            }
+            targets.set(env, ProductTarget::Mock);
+            continue;
+        }
+        let Some(gateway) = gateway else { continue };
+        match gateway.upstream_index.get(name) {
+            Some(index) => targets.set(env, ProductTarget::Upstream(*index)),
+            None => diags.push(
+                Diagnostic::error("missing-upstream", format!("upstream `{name}` is not declared"))
+                    .at(doc.value_location(&pointer))
+                    .help(suggest_upstream(name, gateway.upstream_index.keys().map(String::as_str))),
+            ),
+        }
+        if !gateway.environments[env.index()] {
+            diags.push(
+                Diagnostic::warning("environment-not-served", format!("product `{}` is offered in {} but no host serves it", raw.id, env.as_str()))
+                    .at(doc.value_location(&pointer))
+                    .help(format!("add [environments.{}] with hosts to policies/gateway.toml", env.as_str())),
+            );
+        }
+    }
+    targets
+}
+
+fn route_plan(
+    raw: &RawRoute,
+    product: usize,
+    origin: &Origin,
+    targets: &EnvMap<ProductTarget>,
+    schemas: &mut SchemaFiles,
+    diags: &mut Diagnostics,
+) -> Option<RoutePlan> {
+    let before = diags.error_count();
+    let method = Method::from_bytes(raw.method.as_bytes()).unwrap_or(Method::GET);
+    let path = match PathTemplate::parse(&raw.path) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            diags.push(Diagnostic::error("invalid-path", e.message).at(origin.at("path")).help(e.help));
+            None
+        }
+    };
+    let upstream_path = path.as_ref().and_then(|path| {
+        let Some(text) = raw.upstream_path.as_deref() else {
+            return Some(path.clone());
+        };
+        match PathTemplate::parse_upstream(text, &path.params) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                diags.push(Diagnostic::error("invalid-path", e.message).at(origin.at("upstream_path")).help(e.help));
+                None
+            }
+        }
+    });
+    let dir = &origin.product.dir;
+    let mut schema = |key: &str, reference: &Option<String>, diags: &mut Diagnostics| -> Option<Arc<BodySchema>> {
+        let reference = reference.as_deref()?;
+        match schemas.get(dir, reference, diags) {
+            Ok(found) => found,
+            Err(d) => {
+                diags.push(d.at(origin.at(key)));
+                None
+            }
+        }
+    };
+    let request_schema = schema("request_schema", &raw.request_schema, diags);
+    let response_schema = schema("response_schema", &raw.response_schema, diags);
+
+    let mut route_targets = EnvMap::default();
+    for env in Environment::ALL {
+        match targets.get(env) {
+            None => {}
+            Some(ProductTarget::Upstream(index)) => route_targets.set(env, Target::Upstream(*index)),
+            Some(ProductTarget::Mock) => {
+                let status = StatusCode::from_u16(raw.mock_status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+                let example = response_schema.as_ref().and_then(|s| s.example.clone());
+                let body = match (status == StatusCode::NO_CONTENT, example) {
+                    (true, _) => Bytes::new(),
+                    (false, Some(example)) => example,
+                    // A broken schema reference is already reported; don't pile on.
+                    (false, None) if raw.response_schema.is_some() && response_schema.is_none() => continue,
+                    (false, None) => {
+                        let why = if raw.response_schema.is_none() {
+                            "it has no response_schema"
+                        } else {
+                            "its response schema has no valid example"
+                        };
+                        diags.push(
+                            Diagnostic::error("mock-without-example", format!("route `{}` is mocked in the sandbox but {why}", raw.id))
+                                .at(origin.at("id"))
+                                .help("add a response_schema with an \"examples\" array, or set mock_status = 204"),
+                        );
+                        continue;
+                    }
+                };
+                route_targets.set(env, Target::Mock(MockResponse { status, body }));
+            }
+        }
+    }
+    if diags.error_count() > before {
+        return None;
+    }
+    Some(RoutePlan {
+        id: Arc::from(raw.id.as_str()),
+        product,
+        method,
+        path: Arc::from(raw.path.as_str()),
+        upstream_path: upstream_path?,
+        targets: route_targets,
+        scope: raw.scope.as_deref().map(Arc::from),
+        billable_event: raw.billable_event.as_deref().map(Arc::from),
+        request_schema: request_schema.map(|s| s.validator.clone()),
+        response_schema: response_schema.map(|s| s.validator.clone()),
+    })
+}

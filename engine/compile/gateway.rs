@@ -1,0 +1,230 @@
+//! gateway.toml -> settings, host table and upstreams.
+
+use super::units;
+use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+use crate::pipeline::{Limits, ListenerSettings, Settings};
+use crate::policy::raw::{RawEnvironment, RawGateway};
+use crate::policy::Loaded;
+use crate::route::{Environment, HostTable};
+use crate::upstream::{ClientCache, PoolSettings, Upstream};
+use http::Uri;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+/// hyper refuses read buffers smaller than this.
+const MIN_HEADER_BYTES: u64 = 8 * 1024;
+
+/// The compiled gateway settings plus what the catalogue needs to resolve names.
+pub struct GatewayParts {
+    pub settings: Settings,
+    pub hosts: HostTable,
+    pub upstreams: Vec<Upstream>,
+    pub upstream_index: HashMap<String, usize>,
+    pub environments: [bool; 2],
+}
+
+pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut Diagnostics) -> Option<GatewayParts> {
+    let raw = &loaded.raw;
+    let doc = &loaded.doc;
+    let errors_before = diags.error_count();
+
+    let mut listeners = Vec::new();
+    let mut seen_names: HashMap<&str, usize> = HashMap::new();
+    let mut seen_addresses: HashMap<SocketAddr, usize> = HashMap::new();
+    for (i, listener) in raw.listeners.iter().enumerate() {
+        if let Some(first) = seen_names.insert(&listener.name, i) {
+            diags.push(
+                Diagnostic::error("duplicate-listener", format!("listener name `{}` is used twice", listener.name))
+                    .at(doc.value_location(&format!("/listeners/{i}/name")))
+                    .note("first used here", Some(doc.value_location(&format!("/listeners/{first}/name"))))
+                    .help("give each listener its own name"),
+            );
+        }
+        let Some(address) = parse_address(&listener.address, &format!("/listeners/{i}/address"), loaded, diags) else {
+            continue;
+        };
+        if let Some(first) = seen_addresses.insert(address, i) {
+            diags.push(
+                Diagnostic::error("duplicate-listener", format!("two listeners bind {address}"))
+                    .at(doc.value_location(&format!("/listeners/{i}/address")))
+                    .note("first bound here", Some(doc.value_location(&format!("/listeners/{first}/address"))))
+                    .help("each listener needs its own address and port"),
+            );
+        }
+        listeners.push(ListenerSettings {
+            name: listener.name.clone(),
+            address,
+        });
+    }
+
+    let admin_text = raw.admin.address.as_deref().unwrap_or(DEFAULT_ADMIN);
+    let admin = parse_address(admin_text, "/admin/address", loaded, diags);
+    if let Some(admin) = admin {
+        if let Some(i) = seen_addresses.get(&admin) {
+            diags.push(
+                Diagnostic::error("duplicate-listener", format!("the admin listener and listener `{}` both bind {admin}", raw.listeners[*i].name))
+                    .at(doc.value_location("/admin/address"))
+                    .help("the admin listener must be separate from partner traffic; pick another port"),
+            );
+        }
+        if !admin.ip().is_loopback() {
+            diags.push(
+                Diagnostic::warning("admin-exposed", format!("the admin listener binds {admin}, beyond loopback"))
+                    .at(doc.value_location("/admin/address"))
+                    .help("anyone who reaches it can trigger reloads and read policy status; bind 127.0.0.1 unless a firewall guards it"),
+            );
+        }
+    }
+
+    let mut hosts = HostTable::default();
+    let mut environments = [false; 2];
+    let mut host_origin: HashMap<String, String> = HashMap::new();
+    let declared: [(Environment, Option<&RawEnvironment>); 2] = [
+        (Environment::Sandbox, raw.environments.sandbox.as_ref()),
+        (Environment::Production, raw.environments.production.as_ref()),
+    ];
+    for (env, environment) in declared {
+        let Some(environment) = environment else { continue };
+        environments[env.index()] = true;
+        for (i, host) in environment.hosts.iter().enumerate() {
+            let pointer = format!("/environments/{}/hosts/{i}", env.as_str());
+            if let Some(previous) = hosts.insert(host.clone(), env) {
+                let first = host_origin.get(host).cloned().unwrap_or_default();
+                diags.push(
+                    Diagnostic::error("duplicate-host", format!("host `{host}` is listed for {} and {}", previous.as_str(), env.as_str()))
+                        .at(doc.value_location(&pointer))
+                        .note("first listed here", Some(doc.value_location(&first)))
+                        .help("a host serves exactly one environment, so sandbox and production credentials can never cross"),
+                );
+            }
+            host_origin.insert(host.clone(), pointer);
+        }
+    }
+
+    let limits = compile_limits(loaded, diags);
+
+    let mut upstreams = Vec::new();
+    let mut upstream_index = HashMap::new();
+    for (name, upstream) in &raw.upstreams {
+        let base = format!("/upstreams/{}", crate::policy::document::escape_pointer(name));
+        let uri: Option<Uri> = upstream.url.parse().ok().filter(|u: &Uri| u.authority().is_some() && u.query().is_none());
+        let Some(uri) = uri else {
+            diags.push(
+                Diagnostic::error("invalid-url", format!("`{}` is not a valid upstream URL", upstream.url))
+                    .at(doc.value_location(&format!("{base}/url")))
+                    .help("write http://host:port/optional-prefix"),
+            );
+            continue;
+        };
+        let duration = |key: &str, value: &Option<String>, default: u64, diags: &mut Diagnostics| {
+            positive_duration(value.as_deref(), Duration::from_millis(default), &format!("{base}/{key}"), loaded, diags)
+        };
+        let pool = PoolSettings {
+            connect_timeout: duration("connect_timeout", &upstream.connect_timeout, 2_000, diags),
+            idle_timeout: duration("pool_idle_timeout", &upstream.pool_idle_timeout, 90_000, diags),
+            max_idle: upstream.pool_max_idle.unwrap_or(64),
+        };
+        let timeout = duration("timeout", &upstream.timeout, 15_000, diags);
+        match Upstream::new(name, &uri, timeout, pool, clients) {
+            Some(compiled) => {
+                upstream_index.insert(name.clone(), upstreams.len());
+                upstreams.push(compiled);
+            }
+            None => diags.push(
+                Diagnostic::error("invalid-url", format!("`{}` is not a valid upstream URL", upstream.url))
+                    .at(doc.value_location(&format!("{base}/url"))),
+            ),
+        }
+    }
+
+    if diags.error_count() > errors_before {
+        return None;
+    }
+    Some(GatewayParts {
+        settings: Settings {
+            name: raw.gateway.name.clone().unwrap_or_else(|| "tollgate".to_string()),
+            listeners,
+            admin: admin?,
+            limits,
+        },
+        hosts,
+        upstreams,
+        upstream_index,
+        environments,
+    })
+}
+
+fn compile_limits(loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Limits {
+    let raw = &loaded.raw.limits;
+    let max_header = size(raw.max_header.as_deref(), 16 * 1024, "/limits/max_header", loaded, diags);
+    if max_header < MIN_HEADER_BYTES {
+        diags.push(
+            Diagnostic::error("limit-too-small", format!("max_header must be at least 8KiB, found {max_header} bytes"))
+                .at(loaded.doc.value_location("/limits/max_header"))
+                .help("write \"8KiB\" or more; clients send cookies and tracing headers that need the room"),
+        );
+    }
+    Limits {
+        max_body: size(raw.max_body.as_deref(), 1024 * 1024, "/limits/max_body", loaded, diags),
+        max_header: usize::try_from(max_header).unwrap_or(usize::MAX),
+        header_read_timeout: positive_duration(raw.header_read_timeout.as_deref(), Duration::from_secs(10), "/limits/header_read_timeout", loaded, diags),
+        body_read_timeout: positive_duration(raw.body_read_timeout.as_deref(), Duration::from_secs(10), "/limits/body_read_timeout", loaded, diags),
+        shutdown_grace: positive_duration(raw.shutdown_grace.as_deref(), Duration::from_secs(30), "/limits/shutdown_grace", loaded, diags),
+    }
+}
+
+fn parse_address(text: &str, pointer: &str, loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            diags.push(
+                Diagnostic::error("invalid-address", format!("`{text}` is not an IP address and port"))
+                    .at(loaded.doc.value_location(pointer))
+                    .help("write e.g. \"127.0.0.1:8080\" or \"[::]:8443\"; host names are not resolved here"),
+            );
+            None
+        }
+    }
+}
+
+fn positive_duration(text: Option<&str>, default: Duration, pointer: &str, loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Duration {
+    let Some(text) = text else { return default };
+    match units::duration(text) {
+        Some(d) if !d.is_zero() => d,
+        _ => {
+            diags.push(
+                Diagnostic::error("invalid-duration", format!("`{text}` is not a usable duration"))
+                    .at(loaded.doc.value_location(pointer))
+                    .help("write a positive whole number with a unit, e.g. \"500ms\" or \"10s\""),
+            );
+            default
+        }
+    }
+}
+
+fn size(text: Option<&str>, default: u64, pointer: &str, loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> u64 {
+    let Some(text) = text else { return default };
+    match units::size(text) {
+        Some(s) if s > 0 => s,
+        _ => {
+            diags.push(
+                Diagnostic::error("invalid-size", format!("`{text}` is not a usable size"))
+                    .at(loaded.doc.value_location(pointer))
+                    .help("write a positive whole number with a unit, e.g. \"64KiB\" or \"1MiB\""),
+            );
+            default
+        }
+    }
+}
+
+/// "did you mean" for an upstream name.
+pub fn suggest_upstream<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    let known: Vec<&str> = known.into_iter().collect();
+    match did_you_mean(name, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if known.is_empty() => "gateway.toml declares no [upstreams]; add one, or use \"mock\" in the sandbox".to_string(),
+        None => format!("declare it under [upstreams] in policies/gateway.toml; known upstreams: {}", known.join(", ")),
+    }
+}

@@ -1,0 +1,19 @@
+//! tollgate: a declarative gateway engine for a bank's partner API platform.
+//!
+//! Policy files are loaded and validated (`policy`), compiled into an immutable
+//! `Pipeline` (`compile`, `pipeline`), and served on hyper (`server`), with the pipeline
+//! swapped atomically when the files change. Modules are named for the phases a request
+//! meets: `route`, `body`, `upstream`; `problem` maps every failure to RFC 9457.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod cli;
+pub mod compile;
+pub mod diagnostics;
+pub mod pipeline;
+pub mod policy;
+pub mod problem;
+pub mod route;
+pub mod server;
+pub mod upstream;

@@ -1,0 +1,336 @@
+//! The compiled pipeline and the one function that runs a request through it.
+//!
+//! A `Pipeline` is built by `compile` from a policy set and never changes; a reload builds
+//! a new one and swaps it in whole. Request code sees only the types in this module and
+//! the per-phase modules: no raw policy types, no string lookups that compile could do.
+//!
+//! `Pipeline::serve` reads the request's path through the gateway from top to bottom.
+
+use crate::body::{Body, BodyFault, BodyVerdict, GuardedBody};
+use crate::policy::PolicyVersion;
+use crate::problem::Problem;
+use crate::route::{is_safe_param, EnvMap, Environment, HostTable, PathTemplate, RouteMatch, Router};
+use crate::upstream::headers::{self, X_FAPI_INTERACTION_ID};
+use crate::upstream::mock::MockResponse;
+use crate::upstream::{Upstream, UpstreamError};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Everything compiled from one policy set.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub version: PolicyVersion,
+    pub settings: Settings,
+    pub hosts: HostTable,
+    /// One router per environment, holding only the routes offered there.
+    pub routers: [Router; 2],
+    pub routes: Vec<RoutePlan>,
+    pub products: Vec<ProductPlan>,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// Gateway-wide settings from gateway.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub name: String,
+    pub listeners: Vec<ListenerSettings>,
+    pub admin: SocketAddr,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSettings {
+    pub name: String,
+    pub address: SocketAddr,
+}
+
+/// Limits that protect the gateway from oversized and slow clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body: u64,
+    pub max_header: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// A product's compiled facts that matter at request time.
+#[derive(Debug)]
+pub struct ProductPlan {
+    pub id: Arc<str>,
+    pub name: String,
+    pub domain: String,
+    pub version: String,
+    pub status: ProductStatus,
+    pub licence: Option<String>,
+    pub data_class: DataClass,
+    /// `Deprecation` / `Sunset` headers, rendered at compile time.
+    pub lifecycle_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProductStatus {
+    Active,
+    Deprecated,
+    Retired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataClass {
+    Public,
+    Pii,
+    Pci,
+}
+
+/// One route, ready to run.
+#[derive(Debug)]
+pub struct RoutePlan {
+    /// Stable id from the catalogue; state and records are keyed by it.
+    pub id: Arc<str>,
+    pub product: usize,
+    pub method: Method,
+    /// The partner-facing path template, for logs (never the raw path, which holds ids).
+    pub path: Arc<str>,
+    pub upstream_path: PathTemplate,
+    /// What answers the route in each environment; absent where it is not offered.
+    pub targets: EnvMap<Target>,
+    pub scope: Option<Arc<str>>,
+    pub billable_event: Option<Arc<str>>,
+    pub request_schema: Option<Arc<jsonschema::Validator>>,
+    pub response_schema: Option<Arc<jsonschema::Validator>>,
+}
+
+/// What answers a route.
+#[derive(Debug)]
+pub enum Target {
+    /// Canned answer from the response schema's examples (sandbox only).
+    Mock(MockResponse),
+    /// Index into `Pipeline::upstreams`.
+    Upstream(usize),
+}
+
+/// Facts about the connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    /// "http" or "https", for X-Forwarded-Proto.
+    pub proto: &'static str,
+}
+
+/// What the access log records about one request. Never the raw path or query: they
+/// carry account numbers.
+#[derive(Debug, Default)]
+struct Outcome {
+    environment: Option<Environment>,
+    route: Option<usize>,
+    upstream: Option<usize>,
+    problem: Option<&'static str>,
+}
+
+impl Pipeline {
+    /// Runs one request and always produces a response.
+    pub async fn handle(&self, request: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        let started = Instant::now();
+        let interaction_id = interaction_id(request.headers());
+        let method = request.method().clone();
+        let mut outcome = Outcome::default();
+        let mut response = match self.serve(request, conn, &interaction_id, &mut outcome).await {
+            Ok(response) => response,
+            Err(problem) => {
+                outcome.problem = Some(problem.slug());
+                problem.to_response(interaction_id.to_str().unwrap_or_default())
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(X_FAPI_INTERACTION_ID, interaction_id.clone());
+        headers.insert(header::DATE, http_date());
+        self.log(&method, &outcome, response.status().as_u16(), &interaction_id, started);
+        response
+    }
+
+    /// The request pipeline, in the order a request meets it.
+    async fn serve(
+        &self,
+        request: Request<Incoming>,
+        conn: &ConnInfo,
+        interaction_id: &HeaderValue,
+        outcome: &mut Outcome,
+    ) -> Result<Response<Body>, Problem> {
+        // 1. accept: done by the server (TLS, HTTP version, header limits).
+
+        // 2. route: host -> environment, method + path -> route.
+        let env = authority(&request)
+            .and_then(|host| self.hosts.environment(host))
+            .ok_or(Problem::UnknownHost)?;
+        outcome.environment = Some(env);
+        // A cheap clone (shared bytes) so the path parameters can outlive `request`.
+        let uri = request.uri().clone();
+        let (route_id, params) = match self.routers[env.index()].find(request.method(), uri.path()) {
+            RouteMatch::Found { route, params } => (route, params),
+            RouteMatch::MethodNotAllowed { allow } => {
+                return Err(Problem::MethodNotAllowed { allow: allow.clone() })
+            }
+            RouteMatch::NotFound => return Err(Problem::RouteNotFound),
+        };
+        outcome.route = Some(route_id);
+        let route = &self.routes[route_id];
+        let product = &self.products[route.product];
+        if product.status == ProductStatus::Retired {
+            return Err(Problem::ProductRetired);
+        }
+        let mut values: Vec<&str> = Vec::with_capacity(route.upstream_path.params.len());
+        for (_, value) in params.iter() {
+            if !is_safe_param(value) {
+                return Err(Problem::InvalidPathParameter);
+            }
+            values.push(value);
+        }
+
+        // 3-6. authenticate, authorise, consent, limit: arrive with partner identity.
+
+        // 7. request body: refuse what is declared too large before reading a byte.
+        let max_body = self.settings.limits.max_body;
+        if declared_length(request.headers()).is_some_and(|len| len > max_body) {
+            return Err(Problem::PayloadTooLarge { limit: max_body });
+        }
+
+        // 8. upstream, or the sandbox mock.
+        let target = route.targets.get(env).ok_or(Problem::RouteNotFound)?;
+        let mut response = match target {
+            Target::Mock(mock) => mock.response(),
+            Target::Upstream(index) => {
+                outcome.upstream = Some(*index);
+                let upstream = &self.upstreams[*index];
+                self.forward(request, conn, interaction_id, route, upstream, &values).await?
+            }
+        };
+
+        // 9. response: lifecycle headers (body work arrives with data protection).
+        for (name, value) in &product.lifecycle_headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+
+        // 10. meter and audit: arrive with monetisation.
+        Ok(response)
+    }
+
+    /// Sends the request upstream, streaming the body both ways.
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        conn: &ConnInfo,
+        interaction_id: &HeaderValue,
+        route: &RoutePlan,
+        upstream: &Upstream,
+        params: &[&str],
+    ) -> Result<Response<Body>, Problem> {
+        let (mut parts, body) = request.into_parts();
+        let limits = &self.settings.limits;
+
+        let mut path = String::with_capacity(upstream.base_path.len() + 64);
+        path.push_str(&upstream.base_path);
+        route.upstream_path.render_into(params, &mut path);
+        let uri = upstream
+            .uri(&path, parts.uri.query())
+            .ok_or(Problem::InvalidPathParameter)?;
+
+        headers::to_upstream(&mut parts.headers, conn.remote.ip(), conn.proto, &upstream.host);
+        parts.headers.insert(X_FAPI_INTERACTION_ID, interaction_id.clone());
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+
+        let verdict = BodyVerdict::default();
+        let body = GuardedBody::new(body, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync();
+        match upstream.send(Request::from_parts(parts, body)).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                headers::from_upstream(&mut parts.headers);
+                Ok(Response::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
+            }
+            Err(error) => Err(match (verdict.fault(), error) {
+                (Some(BodyFault::TooLarge), _) => Problem::PayloadTooLarge { limit: limits.max_body },
+                (Some(BodyFault::TooSlow), _) => Problem::RequestTimeout,
+                (None, UpstreamError::Connect) => Problem::UpstreamUnavailable,
+                (None, UpstreamError::Timeout) => Problem::UpstreamTimeout,
+                (None, UpstreamError::Exchange) => Problem::BadUpstreamResponse,
+            }),
+        }
+    }
+
+    fn log(&self, method: &Method, outcome: &Outcome, status: u16, interaction_id: &HeaderValue, started: Instant) {
+        let route = outcome.route.map(|r| &self.routes[r]);
+        tracing::info!(
+            target: "tollgate::access",
+            interaction_id = interaction_id.to_str().unwrap_or_default(),
+            environment = outcome.environment.map(Environment::as_str),
+            method = method.as_str(),
+            route = route.map(|r| &*r.id),
+            path = route.map(|r| &*r.path),
+            upstream = outcome.upstream.map(|u| &*self.upstreams[u].name),
+            status,
+            problem = outcome.problem,
+            duration_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
+
+    /// Number of routes offered in each environment.
+    pub fn route_counts(&self) -> [(Environment, usize); 2] {
+        Environment::ALL.map(|env| (env, self.routers[env.index()].len()))
+    }
+}
+
+/// The Host header, or the `:authority` of an HTTP/2 request.
+fn authority<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The partner's `x-fapi-interaction-id` if it is a UUID, otherwise a fresh one.
+fn interaction_id(headers: &http::HeaderMap) -> HeaderValue {
+    if let Some(given) = headers.get(X_FAPI_INTERACTION_ID) {
+        if given.to_str().ok().is_some_and(|s| uuid::Uuid::try_parse(s).is_ok()) {
+            return given.clone();
+        }
+    }
+    let id = uuid::Uuid::new_v4();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn http_date() -> HeaderValue {
+    HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now()))
+        .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interaction_ids_are_echoed_only_when_they_are_uuids() {
+        let mut h = http::HeaderMap::new();
+        h.insert(X_FAPI_INTERACTION_ID, HeaderValue::from_static("93bac548-d2de-4546-b106-880a5018460d"));
+        assert_eq!(interaction_id(&h), "93bac548-d2de-4546-b106-880a5018460d");
+        h.insert(X_FAPI_INTERACTION_ID, HeaderValue::from_static("<script>"));
+        let fresh = interaction_id(&h);
+        assert!(uuid::Uuid::try_parse(fresh.to_str().unwrap()).is_ok());
+        assert_ne!(fresh, "<script>");
+    }
+}

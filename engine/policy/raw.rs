@@ -1,0 +1,133 @@
+//! Raw policy types: what the files say, as serde reads them after schema validation.
+//!
+//! These types are never seen by request code; `compile` turns them into the runtime types
+//! in `pipeline`. Each type mirrors one table of one file kind and rejects unknown keys.
+//! Locations for diagnostics come from the document's pointer index, so fields stay plain.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// policies/gateway.toml
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    #[serde(default)]
+    pub gateway: RawGatewayInfo,
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    pub environments: RawEnvironments,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, RawUpstream>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayInfo {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironments {
+    pub sandbox: Option<RawEnvironment>,
+    pub production: Option<RawEnvironment>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_body: Option<String>,
+    pub max_header: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: String,
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub pool_idle_timeout: Option<String>,
+    pub pool_max_idle: Option<usize>,
+}
+
+/// catalogue/<domain>/<product>.toml
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProduct {
+    pub id: String,
+    pub name: String,
+    pub summary: Option<String>,
+    pub version: String,
+    #[serde(default)]
+    pub status: RawProductStatus,
+    pub sunset: Option<String>,
+    pub deprecated_since: Option<String>,
+    pub licence: Option<String>,
+    pub data_class: RawDataClass,
+    pub upstream: RawProductUpstream,
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawProductStatus {
+    #[default]
+    Active,
+    Deprecated,
+    Retired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawDataClass {
+    Public,
+    Pii,
+    Pci,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProductUpstream {
+    pub sandbox: Option<String>,
+    pub production: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub summary: Option<String>,
+    pub scope: Option<String>,
+    pub upstream_path: Option<String>,
+    pub request_schema: Option<String>,
+    pub response_schema: Option<String>,
+    pub mock_status: Option<u16>,
+    pub billable_event: Option<String>,
+}

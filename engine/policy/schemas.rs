@@ -1,0 +1,87 @@
+//! The engine's own JSON Schemas, one per policy file kind, embedded in the binary.
+
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// A kind of policy file and the schema that validates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Gateway,
+    Product,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 2] = [FileKind::Gateway, FileKind::Product];
+
+    /// The name used in messages and for the schema file.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Gateway => "gateway",
+            FileKind::Product => "product",
+        }
+    }
+
+    /// Where files of this kind live, as a glob for editors (taplo).
+    pub fn glob(self) -> &'static str {
+        match self {
+            FileKind::Gateway => "policies/gateway.toml",
+            FileKind::Product => "catalogue/*/*.toml",
+        }
+    }
+
+    /// The schema text as shipped.
+    pub fn schema_text(self) -> &'static str {
+        match self {
+            FileKind::Gateway => include_str!("schemas/gateway.schema.json"),
+            FileKind::Product => include_str!("schemas/product.schema.json"),
+        }
+    }
+
+    pub fn schema_file_name(self) -> String {
+        format!("{}.schema.json", self.name())
+    }
+
+    /// The parsed schema and its compiled validator, built once per process.
+    pub fn compiled(self) -> &'static Compiled {
+        static GATEWAY: OnceLock<Compiled> = OnceLock::new();
+        static PRODUCT: OnceLock<Compiled> = OnceLock::new();
+        let cell = match self {
+            FileKind::Gateway => &GATEWAY,
+            FileKind::Product => &PRODUCT,
+        };
+        cell.get_or_init(|| Compiled::new(self.schema_text()))
+    }
+}
+
+/// A schema and its validator. The embedded schemas are tested; should one ever fail to
+/// build, loading reports an internal error instead of panicking.
+pub struct Compiled {
+    pub schema: Value,
+    pub validator: Option<jsonschema::Validator>,
+}
+
+impl Compiled {
+    fn new(text: &str) -> Compiled {
+        let schema: Value = serde_json::from_str(text).unwrap_or(Value::Bool(false));
+        let validator = jsonschema::draft202012::new(&schema).ok();
+        Compiled { schema, validator }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_schemas_are_valid_2020_12() {
+        for kind in FileKind::ALL {
+            let schema: Value = serde_json::from_str(kind.schema_text()).unwrap();
+            assert!(
+                jsonschema::draft202012::meta::validator().is_valid(&schema),
+                "{} schema is not valid 2020-12",
+                kind.name()
+            );
+            jsonschema::draft202012::new(&schema).unwrap();
+        }
+    }
+}

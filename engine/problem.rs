@@ -1,0 +1,161 @@
+//! RFC 9457 problem details: one variant per reason a request is refused or fails.
+//!
+//! Every error response the gateway produces comes from here, so the `type` URIs stay
+//! stable and nothing about an upstream (host, port, error text) can leak into a body.
+
+use crate::body::{full, Body};
+use http::{header, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+/// The prefix of every problem `type`; each reason's page is documented in docs/problems.md.
+pub const PROBLEM_BASE: &str = "https://tollgate.dev/problems/";
+
+/// Why the gateway answered with an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The Host names no environment this gateway serves.
+    UnknownHost,
+    /// No route matches the path in this environment.
+    RouteNotFound,
+    /// The path exists but not for this method.
+    MethodNotAllowed { allow: HeaderValue },
+    /// A path parameter would escape its segment upstream (`..`, encoded '/').
+    InvalidPathParameter,
+    /// The product behind the route has been retired.
+    ProductRetired,
+    /// The request body is larger than the limit.
+    PayloadTooLarge { limit: u64 },
+    /// The client stalled while sending its body.
+    RequestTimeout,
+    /// The upstream refused the connection or could not be reached.
+    UpstreamUnavailable,
+    /// The upstream answered with something that is not valid HTTP.
+    BadUpstreamResponse,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+}
+
+impl Problem {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Problem::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
+            Problem::RouteNotFound => StatusCode::NOT_FOUND,
+            Problem::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Problem::InvalidPathParameter => StatusCode::BAD_REQUEST,
+            Problem::ProductRetired => StatusCode::GONE,
+            Problem::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Problem::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Problem::UpstreamUnavailable | Problem::BadUpstreamResponse => StatusCode::BAD_GATEWAY,
+            Problem::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The stable last segment of the `type` URI.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Problem::UnknownHost => "unknown-host",
+            Problem::RouteNotFound => "route-not-found",
+            Problem::MethodNotAllowed { .. } => "method-not-allowed",
+            Problem::InvalidPathParameter => "invalid-path-parameter",
+            Problem::ProductRetired => "product-retired",
+            Problem::PayloadTooLarge { .. } => "payload-too-large",
+            Problem::RequestTimeout => "request-timeout",
+            Problem::UpstreamUnavailable => "upstream-unavailable",
+            Problem::BadUpstreamResponse => "bad-upstream-response",
+            Problem::UpstreamTimeout => "upstream-timeout",
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            Problem::UnknownHost => "Unknown host",
+            Problem::RouteNotFound => "No such route",
+            Problem::MethodNotAllowed { .. } => "Method not allowed",
+            Problem::InvalidPathParameter => "Invalid path parameter",
+            Problem::ProductRetired => "Product retired",
+            Problem::PayloadTooLarge { .. } => "Request body too large",
+            Problem::RequestTimeout => "Request body too slow",
+            Problem::UpstreamUnavailable => "Service unavailable upstream",
+            Problem::BadUpstreamResponse => "Bad response upstream",
+            Problem::UpstreamTimeout => "Upstream timed out",
+        }
+    }
+
+    /// A sentence for the partner; never names hosts, addresses or upstream error text.
+    pub fn detail(&self) -> String {
+        match self {
+            Problem::UnknownHost => "This host is not served by this gateway.".into(),
+            Problem::RouteNotFound => "No API route matches this path in this environment.".into(),
+            Problem::MethodNotAllowed { allow } => format!(
+                "This route does not accept this method; it accepts: {}.",
+                allow.to_str().unwrap_or("")
+            ),
+            Problem::InvalidPathParameter => "A path parameter is not a valid identifier.".into(),
+            Problem::ProductRetired => "The API product behind this route has been retired.".into(),
+            Problem::PayloadTooLarge { limit } => format!("The request body exceeds the limit of {limit} bytes."),
+            Problem::RequestTimeout => "The request body was not received in time.".into(),
+            Problem::UpstreamUnavailable => "The service behind this route could not be reached. Retry later.".into(),
+            Problem::BadUpstreamResponse => "The service behind this route gave an invalid response.".into(),
+            Problem::UpstreamTimeout => "The service behind this route did not answer in time.".into(),
+        }
+    }
+
+    pub fn type_uri(&self) -> String {
+        format!("{PROBLEM_BASE}{}", self.slug())
+    }
+
+    /// The problem as an `application/problem+json` response.
+    pub fn to_response(&self, interaction_id: &str) -> Response<Body> {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            #[serde(rename = "type")]
+            type_uri: String,
+            title: &'a str,
+            status: u16,
+            detail: String,
+            instance: String,
+            interaction_id: &'a str,
+        }
+        let status = self.status();
+        let doc = Document {
+            type_uri: self.type_uri(),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            instance: format!("urn:uuid:{interaction_id}"),
+            interaction_id,
+        };
+        let body = serde_json::to_vec(&doc).unwrap_or_default();
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Problem::MethodNotAllowed { allow } = self {
+            headers.insert(header::ALLOW, allow.clone());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn problem_documents_follow_rfc_9457() {
+        let p = Problem::MethodNotAllowed {
+            allow: HeaderValue::from_static("GET, POST"),
+        };
+        let r = p.to_response("0b7c1c4e-7a53-4e55-8f43-8f0c1b1e2a10");
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers()[header::ALLOW], "GET, POST");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "https://tollgate.dev/problems/method-not-allowed");
+        assert_eq!(v["status"], 405);
+        assert_eq!(v["interaction_id"], "0b7c1c4e-7a53-4e55-8f43-8f0c1b1e2a10");
+    }
+}
