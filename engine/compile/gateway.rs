@@ -45,7 +45,9 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
         let Some(address) = parse_address(&listener.address, &format!("/listeners/{i}/address"), loaded, diags) else {
             continue;
         };
-        if let Some(first) = seen_addresses.insert(address, i) {
+        // Port 0 asks the OS for any free port, so it never collides.
+        let fixed_port = address.port() != 0;
+        if let Some(first) = seen_addresses.insert(address, i).filter(|_| fixed_port) {
             diags.push(
                 Diagnostic::error("duplicate-listener", format!("two listeners bind {address}"))
                     .at(doc.value_location(&format!("/listeners/{i}/address")))
@@ -62,7 +64,7 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     let admin_text = raw.admin.address.as_deref().unwrap_or(DEFAULT_ADMIN);
     let admin = parse_address(admin_text, "/admin/address", loaded, diags);
     if let Some(admin) = admin {
-        if let Some(i) = seen_addresses.get(&admin) {
+        if let Some(i) = seen_addresses.get(&admin).filter(|_| admin.port() != 0) {
             diags.push(
                 Diagnostic::error("duplicate-listener", format!("the admin listener and listener `{}` both bind {admin}", raw.listeners[*i].name))
                     .at(doc.value_location("/admin/address"))

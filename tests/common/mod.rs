@@ -1,0 +1,380 @@
+//! Test harness: policy sets in temp dirs, an in-process upstream that records what it
+//! receives, the real gateway on ephemeral ports, and a plain HTTP client.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tollgate::server::{Overrides, Server, ServerOptions};
+
+/// A policy set in a temp dir. Dropping it deletes the files.
+pub struct PolicyDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl PolicyDir {
+    pub fn new() -> PolicyDir {
+        PolicyDir {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Writes atomically (temp file + rename), the way many editors save.
+    pub fn write_by_rename(&self, rel: &str, text: &str) {
+        let path = self.dir.path().join(rel);
+        let tmp = path.with_extension("tmp~");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, path).unwrap();
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+}
+
+/// gateway.toml for tests: both environments, one upstream, tight timeouts.
+pub fn gateway_toml(upstream: &str, extra: &str) -> String {
+    format!(
+        r#"[gateway]
+name = "test bank"
+
+[[listeners]]
+name = "public"
+address = "127.0.0.1:0"
+
+[admin]
+address = "127.0.0.1:0"
+
+[environments.sandbox]
+hosts = ["sandbox.test"]
+
+[environments.production]
+hosts = ["api.test"]
+
+[limits]
+max_body = "64KiB"
+body_read_timeout = "300ms"
+shutdown_grace = "5s"
+
+[upstreams.core]
+url = "{upstream}/core"
+connect_timeout = "500ms"
+timeout = "400ms"
+{extra}"#
+    )
+}
+
+/// A product with an echo route, a templated route, a slow route and a mocked route.
+pub const ACCOUNTS_TOML: &str = r#"id = "accounts"
+name = "Accounts"
+version = "1.0.0"
+licence = "AISP"
+data_class = "pii"
+
+[upstream]
+sandbox = "mock"
+production = "core"
+
+[[routes]]
+id = "accounts.list"
+method = "GET"
+path = "/v1/accounts"
+upstream_path = "/acct"
+response_schema = "schemas/account-list.json"
+
+[[routes]]
+id = "accounts.get"
+method = "GET"
+path = "/v1/accounts/{account_id}"
+upstream_path = "/acct/{account_id}/detail"
+response_schema = "schemas/account-list.json"
+
+[[routes]]
+id = "accounts.update"
+method = "PUT"
+path = "/v1/accounts/{account_id}"
+upstream_path = "/acct/{account_id}"
+mock_status = 204
+
+[[routes]]
+id = "accounts.transfer"
+method = "POST"
+path = "/v1/accounts/{account_id}/transfers"
+upstream_path = "/acct/{account_id}/xfer"
+mock_status = 204
+"#;
+
+pub const ACCOUNT_LIST_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "required": ["accounts"],
+  "properties": {
+    "accounts": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}}}}
+  },
+  "examples": [{"accounts": [{"id": "ACC-MOCK-1"}]}]
+}
+"#;
+
+/// A complete valid policy set pointing at `upstream` (e.g. "http://127.0.0.1:1234").
+pub fn policy_set(upstream: &str) -> PolicyDir {
+    let dir = PolicyDir::new();
+    dir.write("policies/gateway.toml", &gateway_toml(upstream, ""));
+    dir.write("catalogue/accounts/accounts.toml", ACCOUNTS_TOML);
+    dir.write("catalogue/accounts/schemas/account-list.json", ACCOUNT_LIST_SCHEMA);
+    dir
+}
+
+/// What the upstream received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// An in-process upstream on an ephemeral port that records every request.
+///
+/// Paths containing `/slow` wait `slow` before answering; paths containing `/gate` wait
+/// until the test releases a permit on `gate`. Everything else gets a JSON echo, with
+/// headers a core would add (Server, X-Powered-By) that the gateway must strip.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub gate: Arc<Semaphore>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let gate = Arc::new(Semaphore::new(0));
+        let (seen2, gate2) = (seen.clone(), gate.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (seen, gate) = (seen2.clone(), gate2.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (seen, gate) = (seen.clone(), gate.clone());
+                        async move { Ok::<_, Infallible>(answer(req, seen, gate).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, seen, gate }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+async fn answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>, gate: Arc<Semaphore>) -> http::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let uri = parts.uri.to_string();
+    seen.lock().unwrap().push(Seen {
+        method: parts.method.clone(),
+        uri: uri.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    if uri.contains("/slow") {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if uri.contains("/gate") {
+        let _ = gate.acquire().await.map(|p| p.forget());
+    }
+    let echo = serde_json::json!({
+        "method": parts.method.as_str(),
+        "uri": uri,
+        "body": String::from_utf8_lossy(&body),
+    });
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("server", "CICS-TS/5.6 core-07.internal")
+        .header("x-powered-by", "COBOL")
+        .header("x-core-trace", "kept")
+        .body(Full::new(Bytes::from(echo.to_string())))
+        .unwrap()
+}
+
+/// An upstream that answers every request with bytes that are not HTTP.
+pub async fn garbage_upstream() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(b"\x00\x13GARBLED FROM core-07.internal:9100\r\n\r\n").await;
+            });
+        }
+    });
+    addr
+}
+
+/// An address nothing listens on.
+pub async fn refused_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+/// Starts the real gateway on ephemeral ports.
+pub async fn start_gateway(dir: &PolicyDir, watch: bool) -> Server {
+    let options = ServerOptions {
+        root: dir.root().to_path_buf(),
+        overrides: Overrides::default(),
+        watch,
+    };
+    match Server::start(options).await {
+        Ok(server) => server,
+        Err(tollgate::server::StartError::Policy(d)) => panic!("policy does not compile:\n{}", d.render()),
+        Err(e) => panic!("gateway did not start: {e}"),
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with the given status and type slug.
+    pub fn assert_problem(&self, status: u16, slug: &str) -> serde_json::Value {
+        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        let doc = self.json();
+        assert_eq!(doc["type"], format!("https://tollgate.dev/problems/{slug}"));
+        assert_eq!(doc["status"], status);
+        assert!(doc["title"].is_string() && doc["detail"].is_string());
+        assert_eq!(doc["interaction_id"].as_str(), self.header("x-fapi-interaction-id"));
+        doc
+    }
+}
+
+/// A keep-alive HTTP/1.1 client (or HTTP/2 prior-knowledge with `h2`).
+#[derive(Clone)]
+pub struct TestClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    pub base: String,
+}
+
+impl TestClient {
+    pub fn new(addr: SocketAddr) -> TestClient {
+        TestClient {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn h2(addr: SocketAddr) -> TestClient {
+        TestClient {
+            client: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub async fn request(&self, method: Method, host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.try_request(method, host, path, headers, body).await.expect("request failed")
+    }
+
+    pub async fn try_request(
+        &self,
+        method: Method,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Reply, String> {
+        let mut builder = Request::builder().method(method).uri(format!("{}{path}", self.base)).header("host", host);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = builder.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+        let res = self.client.request(req).await.map_err(|e| format!("{e:?}"))?;
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    pub async fn get(&self, host: &str, path: &str) -> Reply {
+        self.request(Method::GET, host, path, &[], b"").await
+    }
+}
+
+/// Waits for `condition` to hold, polling; fails the test after `limit`.
+pub async fn wait_for<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
