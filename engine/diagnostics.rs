@@ -316,7 +316,10 @@ impl SourceFile {
 }
 
 /// The candidate closest to `name` by edit distance, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let threshold = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()

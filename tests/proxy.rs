@@ -42,12 +42,21 @@ async fn proxies_path_query_headers_and_body() {
     let seen = &upstream.requests()[0];
     assert_eq!(seen.headers["x-request-ref"], "r-1");
     assert_eq!(seen.headers["content-type"], "application/json");
-    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1", "partner-supplied XFF is replaced");
+    assert_eq!(
+        seen.headers["x-forwarded-for"], "127.0.0.1",
+        "partner-supplied XFF is replaced"
+    );
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
     assert_eq!(seen.headers["x-forwarded-host"], PROD);
     assert_eq!(seen.headers["host"], upstream.addr.to_string());
-    assert!(!seen.headers.contains_key("authorization"), "partner credentials never reach the core");
-    assert!(!seen.headers.contains_key("x-hop"), "headers named in Connection are hop-by-hop");
+    assert!(
+        !seen.headers.contains_key("authorization"),
+        "partner credentials never reach the core"
+    );
+    assert!(
+        !seen.headers.contains_key("x-hop"),
+        "headers named in Connection are hop-by-hop"
+    );
     let forwarded_id = seen.headers["x-fapi-interaction-id"].to_str().unwrap();
     assert_eq!(Some(forwarded_id), reply.header("x-fapi-interaction-id"));
 
@@ -67,9 +76,20 @@ async fn interaction_id_is_echoed_or_generated() {
     let client = TestClient::new(gw.address().unwrap());
 
     let given = "4d8f9a52-6a1c-4c36-9a4b-0c5f2f6b7e11";
-    let reply = client.request(Method::GET, PROD, "/v1/accounts", &[("x-fapi-interaction-id", given)], b"").await;
+    let reply = client
+        .request(
+            Method::GET,
+            PROD,
+            "/v1/accounts",
+            &[("x-fapi-interaction-id", given)],
+            b"",
+        )
+        .await;
     assert_eq!(reply.header("x-fapi-interaction-id"), Some(given));
-    assert_eq!(upstream.requests()[0].headers["x-fapi-interaction-id"], given);
+    assert_eq!(
+        upstream.requests()[0].headers["x-fapi-interaction-id"],
+        given
+    );
 
     let generated = client.get(PROD, "/v1/accounts").await;
     let id = generated.header("x-fapi-interaction-id").unwrap();
@@ -77,7 +97,15 @@ async fn interaction_id_is_echoed_or_generated() {
     assert_ne!(id, given);
 
     // Errors carry it too, in the header and the problem body.
-    let missing = client.request(Method::GET, PROD, "/v1/nope", &[("x-fapi-interaction-id", given)], b"").await;
+    let missing = client
+        .request(
+            Method::GET,
+            PROD,
+            "/v1/nope",
+            &[("x-fapi-interaction-id", given)],
+            b"",
+        )
+        .await;
     let doc = missing.assert_problem(404, "route-not-found");
     assert_eq!(doc["interaction_id"], given);
     gw.shutdown().await;
@@ -90,13 +118,27 @@ async fn unknown_routes_methods_and_hosts_are_problems() {
     let gw = start_gateway(&dir, false).await;
     let client = TestClient::new(gw.address().unwrap());
 
-    client.get(PROD, "/v1/cards").await.assert_problem(404, "route-not-found");
-    let reply = client.request(Method::DELETE, PROD, "/v1/accounts/ACC-1", &[], b"").await;
+    client
+        .get(PROD, "/v1/cards")
+        .await
+        .assert_problem(404, "route-not-found");
+    let reply = client
+        .request(Method::DELETE, PROD, "/v1/accounts/ACC-1", &[], b"")
+        .await;
     reply.assert_problem(405, "method-not-allowed");
     assert_eq!(reply.header("allow"), Some("GET, PUT"));
-    client.get("evil.example", "/v1/accounts").await.assert_problem(421, "unknown-host");
-    client.get(PROD, "/v1/accounts/..").await.assert_problem(400, "invalid-path-parameter");
-    client.get(PROD, "/v1/accounts/a%2Fb").await.assert_problem(400, "invalid-path-parameter");
+    client
+        .get("evil.example", "/v1/accounts")
+        .await
+        .assert_problem(421, "unknown-host");
+    client
+        .get(PROD, "/v1/accounts/..")
+        .await
+        .assert_problem(400, "invalid-path-parameter");
+    client
+        .get(PROD, "/v1/accounts/a%2Fb")
+        .await
+        .assert_problem(400, "invalid-path-parameter");
     assert_eq!(upstream.count(), 0, "nothing refused reached the upstream");
     gw.shutdown().await;
 }
@@ -109,24 +151,33 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
     let client = TestClient::new(gw.address().unwrap());
 
     let big = vec![b'x'; 64 * 1024 + 1];
-    let reply = client.request(Method::PUT, PROD, "/v1/accounts/ACC-1", &[], &big).await;
+    let reply = client
+        .request(Method::PUT, PROD, "/v1/accounts/ACC-1", &[], &big)
+        .await;
     let doc = reply.assert_problem(413, "payload-too-large");
     assert!(doc["detail"].as_str().unwrap().contains("65536"));
 
     // Chunked, with no Content-Length: the limit is enforced as bytes arrive.
     let addr = gw.address().unwrap();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\n\r\n";
+    let head =
+        "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     let chunk = vec![b'y'; 16 * 1024];
     for _ in 0..5 {
-        let _ = stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await;
+        let _ = stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await;
         let _ = stream.write_all(&chunk).await;
         let _ = stream.write_all(b"\r\n").await;
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("payload-too-large"), "{text}");
@@ -142,7 +193,10 @@ async fn upstream_failures_are_502_and_504_without_internals() {
     let extra = format!(
         "\n[upstreams.garbled]\nurl = \"http://{garbage}\"\n\n[upstreams.gone]\nurl = \"http://{refused}\"\n"
     );
-    dir.write("policies/gateway.toml", &gateway_toml(&upstream.url(), &extra));
+    dir.write(
+        "policies/gateway.toml",
+        &gateway_toml(&upstream.url(), &extra),
+    );
     dir.write(
         "catalogue/broken/broken.toml",
         r#"id = "broken"
@@ -181,7 +235,13 @@ path = "/v1/gone"
         let reply = client.get(PROD, path).await;
         reply.assert_problem(status, slug);
         let body = String::from_utf8_lossy(&reply.body).to_string();
-        for leak in ["127.0.0.1", "core-07", &garbage.port().to_string(), &refused.port().to_string(), "GARBLED"] {
+        for leak in [
+            "127.0.0.1",
+            "core-07",
+            &garbage.port().to_string(),
+            &refused.port().to_string(),
+            "GARBLED",
+        ] {
             assert!(!body.contains(leak), "{path} leaked {leak}: {body}");
         }
     }
@@ -201,13 +261,19 @@ path = "/v1/slow"
     dir.write("catalogue/slow/slow.toml", slow);
     let report = admin_reload(&gw).await;
     assert_eq!(report["outcome"], "applied", "{report}");
-    client.get(PROD, "/v1/slow").await.assert_problem(504, "upstream-timeout");
+    client
+        .get(PROD, "/v1/slow")
+        .await
+        .assert_problem(504, "upstream-timeout");
     gw.shutdown().await;
 }
 
 async fn admin_reload(gw: &tollgate::server::Server) -> serde_json::Value {
     let admin = TestClient::new(gw.admin);
-    admin.request(Method::POST, "localhost", "/admin/reload", &[], b"").await.json()
+    admin
+        .request(Method::POST, "localhost", "/admin/reload", &[], b"")
+        .await
+        .json()
 }
 
 #[tokio::test]
@@ -220,11 +286,20 @@ async fn sandbox_is_answered_by_the_mock_from_schema_examples() {
     let reply = client.get(SANDBOX, "/v1/accounts").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.json(), serde_json::json!({"accounts": [{"id": "ACC-MOCK-1"}]}));
-    let put = client.request(Method::PUT, SANDBOX, "/v1/accounts/A1", &[], b"{}").await;
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"accounts": [{"id": "ACC-MOCK-1"}]})
+    );
+    let put = client
+        .request(Method::PUT, SANDBOX, "/v1/accounts/A1", &[], b"{}")
+        .await;
     assert_eq!(put.status, 204);
     assert!(put.body.is_empty());
-    assert_eq!(upstream.count(), 0, "the sandbox never reached the production upstream");
+    assert_eq!(
+        upstream.count(),
+        0,
+        "the sandbox never reached the production upstream"
+    );
     gw.shutdown().await;
 }
 
@@ -283,8 +358,14 @@ path = "/v0/ancient"
     let reply = client.get(PROD, "/v0/statements").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("deprecation"), Some("@1788220800"));
-    assert_eq!(reply.header("sunset"), Some("Wed, 31 Mar 2027 00:00:00 GMT"));
-    client.get(PROD, "/v0/ancient").await.assert_problem(410, "product-retired");
+    assert_eq!(
+        reply.header("sunset"),
+        Some("Wed, 31 Mar 2027 00:00:00 GMT")
+    );
+    client
+        .get(PROD, "/v0/ancient")
+        .await
+        .assert_problem(410, "product-retired");
     gw.shutdown().await;
 }
 
@@ -300,20 +381,30 @@ async fn a_stalled_request_body_gets_408_and_huge_headers_are_refused() {
     let head = "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ncontent-length: 100\r\n\r\n0123456789";
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut response = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut response))
-        .await
-        .expect("the gateway answers a stalled client")
-        .unwrap();
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read(&mut response),
+    )
+    .await
+    .expect("the gateway answers a stalled client")
+    .unwrap();
     let text = String::from_utf8_lossy(&response[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request-timeout"), "{text}");
 
     // A request head larger than max_header (16KiB default) is refused, not buffered.
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let huge = format!("GET /v1/accounts HTTP/1.1\r\nhost: api.test\r\nx-big: {}\r\n\r\n", "a".repeat(40 * 1024));
+    let huge = format!(
+        "GET /v1/accounts HTTP/1.1\r\nhost: api.test\r\nx-big: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
     let _ = stream.write_all(huge.as_bytes()).await;
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
     gw.shutdown().await;

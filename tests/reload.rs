@@ -40,19 +40,29 @@ async fn edits_are_served_broken_edits_rejected_and_fixes_applied() {
     let gw = start_gateway(&dir, true).await;
     let client = TestClient::new(gw.address().unwrap());
     let admin = TestClient::new(gw.admin);
-    let first_version = status(&admin).await["policy_version"]["sha256"].as_str().unwrap().to_string();
-    client.get(PROD, "/v1/cards").await.assert_problem(404, "route-not-found");
+    let first_version = status(&admin).await["policy_version"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client
+        .get(PROD, "/v1/cards")
+        .await
+        .assert_problem(404, "route-not-found");
 
     // A new product file is picked up by the watcher.
     dir.write("catalogue/cards/cards.toml", &cards_product("/v1/cards"));
-    wait_for(WAIT, "the new route to be served", || async { client.get(PROD, "/v1/cards").await.status == 200 }).await;
+    wait_for(WAIT, "the new route to be served", || async {
+        client.get(PROD, "/v1/cards").await.status == 200
+    })
+    .await;
     let s = status(&admin).await;
     assert_eq!(s["last_reload"]["outcome"], "applied");
     assert_eq!(s["last_reload"]["trigger"], "watch");
     assert_ne!(s["policy_version"]["sha256"], first_version.as_str());
 
     // A broken edit is rejected whole; the last good policy keeps serving.
-    let broken = cards_product("/v1/cards").replace("method = \"GET\"", "method = \"GET\"\nupstream = \"core\"");
+    let broken = cards_product("/v1/cards")
+        .replace("method = \"GET\"", "method = \"GET\"\nupstream = \"core\"");
     dir.write("catalogue/cards/cards.toml", &broken);
     wait_for(WAIT, "the broken edit to be rejected", || async {
         status(&admin).await["last_reload"]["outcome"] == "rejected"
@@ -65,18 +75,31 @@ async fn edits_are_served_broken_edits_rejected_and_fixes_applied() {
     assert_eq!(diag["location"]["line"], 11);
     assert_eq!(diag["location"]["column"], 1);
     assert!(diag["help"].is_string());
-    assert_eq!(client.get(PROD, "/v1/cards").await.status, 200, "the last good policy still serves");
+    assert_eq!(
+        client.get(PROD, "/v1/cards").await.status,
+        200,
+        "the last good policy still serves"
+    );
     client.get(PROD, "/v1/accounts").await;
 
     // Fixed, by an editor that saves via rename: applied again, with a new path.
     dir.write_by_rename("catalogue/cards/cards.toml", &cards_product("/v2/cards"));
-    wait_for(WAIT, "the fixed file to be applied", || async { client.get(PROD, "/v2/cards").await.status == 200 }).await;
-    client.get(PROD, "/v1/cards").await.assert_problem(404, "route-not-found");
+    wait_for(WAIT, "the fixed file to be applied", || async {
+        client.get(PROD, "/v2/cards").await.status == 200
+    })
+    .await;
+    client
+        .get(PROD, "/v1/cards")
+        .await
+        .assert_problem(404, "route-not-found");
     assert_eq!(status(&admin).await["last_reload"]["outcome"], "applied");
 
     // And the watcher still works after the rename replaced the file's inode.
     dir.write("catalogue/cards/cards.toml", &cards_product("/v3/cards"));
-    wait_for(WAIT, "a later edit to be applied", || async { client.get(PROD, "/v3/cards").await.status == 200 }).await;
+    wait_for(WAIT, "a later edit to be applied", || async {
+        client.get(PROD, "/v3/cards").await.status == 200
+    })
+    .await;
     gw.shutdown().await;
 }
 
@@ -88,25 +111,40 @@ async fn admin_reload_reports_outcomes_and_refuses_listener_changes() {
     let client = TestClient::new(gw.address().unwrap());
     let admin = TestClient::new(gw.admin);
 
-    let reply = admin.request(Method::POST, "localhost", "/admin/reload", &[], b"").await;
+    let reply = admin
+        .request(Method::POST, "localhost", "/admin/reload", &[], b"")
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["outcome"], "unchanged");
 
     // Moving the listener cannot happen live: refused, and nothing else in the change applies.
-    let moved = gateway_toml(&upstream.url(), "").replace("address = \"127.0.0.1:0\"\n\n[admin]", "address = \"127.0.0.1:18080\"\n\n[admin]");
+    let moved = gateway_toml(&upstream.url(), "").replace(
+        "address = \"127.0.0.1:0\"\n\n[admin]",
+        "address = \"127.0.0.1:18080\"\n\n[admin]",
+    );
     dir.write("policies/gateway.toml", &moved);
     dir.write("catalogue/cards/cards.toml", &cards_product("/v1/cards"));
-    let reply = admin.request(Method::POST, "localhost", "/admin/reload", &[], b"").await;
+    let reply = admin
+        .request(Method::POST, "localhost", "/admin/reload", &[], b"")
+        .await;
     assert_eq!(reply.status, 422);
     let report = reply.json();
     assert_eq!(report["outcome"], "rejected");
     assert_eq!(report["diagnostics"][0]["code"], "restart-required");
-    assert!(report["diagnostics"][0]["message"].as_str().unwrap().contains("127.0.0.1:18080"));
-    client.get(PROD, "/v1/cards").await.assert_problem(404, "route-not-found");
+    assert!(report["diagnostics"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("127.0.0.1:18080"));
+    client
+        .get(PROD, "/v1/cards")
+        .await
+        .assert_problem(404, "route-not-found");
 
     // Restore the listener: the rest of the change applies.
     dir.write("policies/gateway.toml", &gateway_toml(&upstream.url(), ""));
-    let reply = admin.request(Method::POST, "localhost", "/admin/reload", &[], b"").await;
+    let reply = admin
+        .request(Method::POST, "localhost", "/admin/reload", &[], b"")
+        .await;
     assert_eq!(reply.json()["outcome"], "applied");
     assert_eq!(client.get(PROD, "/v1/cards").await.status, 200);
 
@@ -115,7 +153,9 @@ async fn admin_reload_reports_outcomes_and_refuses_listener_changes() {
     assert_eq!(s["products"], 2);
     assert_eq!(s["routes"]["production"], 5);
     assert!(s["loaded_at"].as_str().unwrap().ends_with('Z'));
-    admin.request(Method::GET, "localhost", "/admin/reload", &[], b"").await;
+    admin
+        .request(Method::GET, "localhost", "/admin/reload", &[], b"")
+        .await;
     assert_eq!(admin.get("localhost", "/admin/nope").await.status, 404);
     gw.shutdown().await;
 }
@@ -154,7 +194,8 @@ upstream_path = "/gate/old"
 "#,
     );
     // A long upstream timeout so the gate, not the timeout, decides.
-    let gateway = gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\"");
+    let gateway =
+        gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\"");
     dir.write("policies/gateway.toml", &gateway);
     let gw = start_gateway(&dir, false).await;
     let client = TestClient::new(gw.address().unwrap());
@@ -164,13 +205,22 @@ upstream_path = "/gate/old"
         let client = client.clone();
         tokio::spawn(async move { client.get(PROD, "/v1/gated").await })
     };
-    wait_for(WAIT, "the request to reach the upstream", || async { upstream.count() == 1 }).await;
+    wait_for(WAIT, "the request to reach the upstream", || async {
+        upstream.count() == 1
+    })
+    .await;
 
     // Remove the route while the request is held at the upstream.
     std::fs::remove_dir_all(dir.path("catalogue/gated")).unwrap();
-    let report = admin.request(Method::POST, "localhost", "/admin/reload", &[], b"").await.json();
+    let report = admin
+        .request(Method::POST, "localhost", "/admin/reload", &[], b"")
+        .await
+        .json();
     assert_eq!(report["outcome"], "applied");
-    client.get(PROD, "/v1/gated").await.assert_problem(404, "route-not-found");
+    client
+        .get(PROD, "/v1/gated")
+        .await
+        .assert_problem(404, "route-not-found");
 
     upstream.gate.add_permits(1);
     let reply = in_flight.await.unwrap();
@@ -200,15 +250,22 @@ async fn reloading_under_load_loses_no_request() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let result = if i % 2 == 0 {
-                    client.try_request(Method::GET, PROD, &format!("/v1/accounts/A{n}"), &[], b"").await
+                    client
+                        .try_request(Method::GET, PROD, &format!("/v1/accounts/A{n}"), &[], b"")
+                        .await
                 } else {
-                    TestClient::new(addr).try_request(Method::GET, PROD, "/v1/accounts", &[], b"").await
+                    TestClient::new(addr)
+                        .try_request(Method::GET, PROD, "/v1/accounts", &[], b"")
+                        .await
                 };
                 match result {
                     Ok(reply) if reply.status == 200 => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(reply) => failures.lock().unwrap().push(format!("status {}", reply.status)),
+                    Ok(reply) => failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("status {}", reply.status)),
                     Err(e) => failures.lock().unwrap().push(e),
                 }
             }
@@ -224,11 +281,17 @@ async fn reloading_under_load_loses_no_request() {
         })
         .await;
         let before_version = status(&admin).await["policy_version"]["sha256"].clone();
-        let product = ACCOUNTS_TOML.replace("name = \"Accounts\"", &format!("name = \"Accounts r{round}\""));
+        let product = ACCOUNTS_TOML.replace(
+            "name = \"Accounts\"",
+            &format!("name = \"Accounts r{round}\""),
+        );
         dir.write("catalogue/accounts/accounts.toml", &product);
         if round % 2 == 0 {
             // The watcher may apply it first; then the admin reload finds it unchanged.
-            let report = admin.request(Method::POST, "localhost", "/admin/reload", &[], b"").await.json();
+            let report = admin
+                .request(Method::POST, "localhost", "/admin/reload", &[], b"")
+                .await
+                .json();
             assert_ne!(report["outcome"], "rejected", "{report}");
         }
         wait_for(WAIT, "the edit to be applied", || {
@@ -243,7 +306,15 @@ async fn reloading_under_load_loses_no_request() {
         w.await.unwrap();
     }
     let failures = failures.lock().unwrap();
-    assert!(failures.is_empty(), "{} failed requests, e.g. {:?}", failures.len(), failures.first());
-    assert!(ok.load(Ordering::Relaxed) > 200, "load was too light to mean anything");
+    assert!(
+        failures.is_empty(),
+        "{} failed requests, e.g. {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 200,
+        "load was too light to mean anything"
+    );
     gw.shutdown().await;
 }

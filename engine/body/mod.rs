@@ -24,7 +24,9 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A complete body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// An empty body.
@@ -96,7 +98,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -104,7 +109,9 @@ where
                     this.seen += data.len() as u64;
                     if this.seen > this.limit {
                         this.verdict.set(BodyFault::TooLarge);
-                        return Poll::Ready(Some(Err(Box::new(GuardError("exceeds the size limit")))));
+                        return Poll::Ready(Some(Err(Box::new(GuardError(
+                            "exceeds the size limit",
+                        )))));
                     }
                 }
                 let deadline = Instant::now() + this.idle;
@@ -146,7 +153,10 @@ mod tests {
     impl HttpBody for Chunks {
         type Data = Bytes;
         type Error = std::convert::Infallible;
-        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
             match self.parts.pop_front() {
                 Some(p) => Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(p))))),
                 None if self.stall => Poll::Pending,
@@ -165,7 +175,12 @@ mod tests {
     #[tokio::test]
     async fn passes_bodies_within_the_limit() {
         let verdict = BodyVerdict::default();
-        let body = GuardedBody::new(chunks(&[b"abc", b"def"], false), 6, Duration::from_secs(5), verdict.clone());
+        let body = GuardedBody::new(
+            chunks(&[b"abc", b"def"], false),
+            6,
+            Duration::from_secs(5),
+            verdict.clone(),
+        );
         let bytes = body.collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"abcdef");
         assert_eq!(verdict.fault(), None);
@@ -174,7 +189,12 @@ mod tests {
     #[tokio::test]
     async fn stops_at_the_limit_and_says_why() {
         let verdict = BodyVerdict::default();
-        let body = GuardedBody::new(chunks(&[b"abc", b"defg"], false), 6, Duration::from_secs(5), verdict.clone());
+        let body = GuardedBody::new(
+            chunks(&[b"abc", b"defg"], false),
+            6,
+            Duration::from_secs(5),
+            verdict.clone(),
+        );
         assert!(body.collect().await.is_err());
         assert_eq!(verdict.fault(), Some(BodyFault::TooLarge));
     }
@@ -182,7 +202,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fails_a_stalled_client() {
         let verdict = BodyVerdict::default();
-        let body = GuardedBody::new(chunks(&[b"abc"], true), 100, Duration::from_secs(2), verdict.clone());
+        let body = GuardedBody::new(
+            chunks(&[b"abc"], true),
+            100,
+            Duration::from_secs(2),
+            verdict.clone(),
+        );
         assert!(body.collect().await.is_err());
         assert_eq!(verdict.fault(), Some(BodyFault::TooSlow));
     }

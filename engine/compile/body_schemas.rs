@@ -39,7 +39,12 @@ impl<'a> SchemaFiles<'a> {
     /// Resolves `reference` against `dir` (the product's directory) and compiles it.
     /// `Err(diag)` means the reference itself is wrong; `Ok(None)` that the file has errors
     /// (already reported).
-    pub fn get(&mut self, dir: &Path, reference: &str, diags: &mut Diagnostics) -> Result<Option<Arc<BodySchema>>, Diagnostic> {
+    pub fn get(
+        &mut self,
+        dir: &Path,
+        reference: &str,
+        diags: &mut Diagnostics,
+    ) -> Result<Option<Arc<BodySchema>>, Diagnostic> {
         let path = normalize(&dir.join(reference));
         if !path.starts_with(crate::policy::CATALOGUE_DIR) {
             return Err(Diagnostic::error("schema-outside-catalogue", format!("`{reference}` points outside the catalogue"))
@@ -48,8 +53,14 @@ impl<'a> SchemaFiles<'a> {
         if let Some(found) = self.cache.get(&path) {
             return Ok(found.clone());
         }
+        if self.set.unparsed.contains(&path) {
+            return Ok(None);
+        }
         let Some(doc) = self.set.json.get(&path) else {
-            let file_name = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+            let file_name = path
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default();
             let siblings: Vec<String> = self
                 .set
                 .json
@@ -58,10 +69,20 @@ impl<'a> SchemaFiles<'a> {
                 .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
                 .collect();
             let help = match did_you_mean(&file_name, siblings.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean `{}`?", Path::new(reference).with_file_name(s).display()),
-                None => format!("create `{}`, or fix the path (it is relative to the product file)", path.display()),
+                Some(s) => format!(
+                    "did you mean `{}`?",
+                    Path::new(reference).with_file_name(s).display()
+                ),
+                None => format!(
+                    "create `{}`, or fix the path (it is relative to the product file)",
+                    path.display()
+                ),
             };
-            return Err(Diagnostic::error("missing-schema", format!("schema file `{}` does not exist", path.display())).help(help));
+            return Err(Diagnostic::error(
+                "missing-schema",
+                format!("schema file `{}` does not exist", path.display()),
+            )
+            .help(help));
         };
         let compiled = compile_schema(doc, diags).map(Arc::new);
         self.cache.insert(path, compiled.clone());
@@ -93,9 +114,12 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
     if let Some(dialect) = schema.get("$schema") {
         if dialect.as_str() != Some(DRAFT_2020_12) {
             diags.push(
-                Diagnostic::error("schema-dialect", format!("{dialect} is not a JSON Schema dialect tollgate accepts"))
-                    .at(doc.value_location("/$schema"))
-                    .help(format!("write \"$schema\": \"{DRAFT_2020_12}\"")),
+                Diagnostic::error(
+                    "schema-dialect",
+                    format!("{dialect} is not a JSON Schema dialect tollgate accepts"),
+                )
+                .at(doc.value_location("/$schema"))
+                .help(format!("write \"$schema\": \"{DRAFT_2020_12}\"")),
             );
             return None;
         }
@@ -104,9 +128,15 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
     for error in meta.iter_errors(schema) {
         let pointer = error.instance_path().as_str().to_string();
         diags.push(
-            Diagnostic::error("invalid-schema", format!("{} is not valid JSON Schema: {error}", describe_pointer(&pointer)))
-                .at(doc.value_location(&pointer))
-                .help("see https://json-schema.org/draft/2020-12/json-schema-validation"),
+            Diagnostic::error(
+                "invalid-schema",
+                format!(
+                    "{} is not valid JSON Schema: {error}",
+                    describe_pointer(&pointer)
+                ),
+            )
+            .at(doc.value_location(&pointer))
+            .help("see https://json-schema.org/draft/2020-12/json-schema-validation"),
         );
     }
     if diags.error_count() > before {
@@ -141,6 +171,9 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
                 example = serde_json::to_vec(instance).ok().map(Bytes::from);
             }
         }
+    }
+    if diags.error_count() > before {
+        return None;
     }
     Some(BodySchema {
         validator: Arc::new(validator),

@@ -32,11 +32,17 @@ struct Origin<'a> {
 
 impl Origin<'_> {
     fn at(&self, key: &str) -> Location {
-        self.product.doc.value_location(&format!("/routes/{}/{key}", self.index))
+        self.product
+            .doc
+            .value_location(&format!("/routes/{}/{key}", self.index))
     }
 }
 
-pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diagnostics) -> CatalogueParts {
+pub fn compile(
+    set: &PolicySet,
+    gateway: Option<&GatewayParts>,
+    diags: &mut Diagnostics,
+) -> CatalogueParts {
     let mut schemas = SchemaFiles::new(set);
     let mut products = Vec::new();
     let mut routes = Vec::new();
@@ -50,10 +56,13 @@ pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diag
         let doc = &loaded.doc;
         if let Some(first) = product_ids.insert(&raw.id, loaded) {
             diags.push(
-                Diagnostic::error("duplicate-product", format!("product id `{}` is declared twice", raw.id))
-                    .at(doc.value_location("/id"))
-                    .note("first declared here", Some(first.doc.value_location("/id")))
-                    .help("product ids are unique across the catalogue; rename one"),
+                Diagnostic::error(
+                    "duplicate-product",
+                    format!("product id `{}` is declared twice", raw.id),
+                )
+                .at(doc.value_location("/id"))
+                .note("first declared here", Some(first.doc.value_location("/id")))
+                .help("product ids are unique across the catalogue; rename one"),
             );
             continue;
         }
@@ -62,7 +71,10 @@ pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diag
         let targets = product_targets(loaded, gateway, diags);
 
         for (index, raw_route) in raw.routes.iter().enumerate() {
-            let origin = Origin { product: loaded, index };
+            let origin = Origin {
+                product: loaded,
+                index,
+            };
             if let Some(first) = route_ids.get(raw_route.id.as_str()) {
                 diags.push(
                     Diagnostic::error("duplicate-route", format!("route id `{}` is declared twice", raw_route.id))
@@ -72,8 +84,21 @@ pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diag
                 );
                 continue;
             }
-            route_ids.insert(&raw_route.id, Origin { product: loaded, index });
-            let Some(plan) = route_plan(raw_route, product_index, &origin, &targets, &mut schemas, diags) else {
+            route_ids.insert(
+                &raw_route.id,
+                Origin {
+                    product: loaded,
+                    index,
+                },
+            );
+            let Some(plan) = route_plan(
+                raw_route,
+                product_index,
+                &origin,
+                &targets,
+                &mut schemas,
+                diags,
+            ) else {
                 continue;
             };
             let route_id = routes.len();
@@ -109,9 +134,12 @@ pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diag
 
     for unused in schemas.unused() {
         diags.push(
-            Diagnostic::warning("unused-schema", format!("schema `{}` is not used by any route", unused.display()))
-                .at(Location::file(unused))
-                .help("refer to it from a route's request_schema or response_schema, or delete it"),
+            Diagnostic::warning(
+                "unused-schema",
+                format!("schema `{}` is not used by any route", unused.display()),
+            )
+            .at(Location::file(unused))
+            .help("refer to it from a route's request_schema or response_schema, or delete it"),
         );
     }
     CatalogueParts {
@@ -146,24 +174,36 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
     let since = date("deprecated_since", &raw.deprecated_since, diags);
     if since.is_some() && status != ProductStatus::Deprecated {
         diags.push(
-            Diagnostic::error("lifecycle", "deprecated_since is set but the product is not deprecated")
-                .at(doc.value_location("/deprecated_since"))
-                .help("set status = \"deprecated\", or remove deprecated_since"),
+            Diagnostic::error(
+                "lifecycle",
+                "deprecated_since is set but the product is not deprecated",
+            )
+            .at(doc.value_location("/deprecated_since"))
+            .help("set status = \"deprecated\", or remove deprecated_since"),
         );
     }
     if status == ProductStatus::Deprecated && since.is_none() {
         diags.push(
-            Diagnostic::warning("lifecycle", format!("product `{}` is deprecated but does not say since when", raw.id))
-                .at(doc.value_location("/status"))
-                .help("add deprecated_since = \"YYYY-MM-DD\" so partners receive a Deprecation header"),
+            Diagnostic::warning(
+                "lifecycle",
+                format!(
+                    "product `{}` is deprecated but does not say since when",
+                    raw.id
+                ),
+            )
+            .at(doc.value_location("/status"))
+            .help("add deprecated_since = \"YYYY-MM-DD\" so partners receive a Deprecation header"),
         );
     }
     if let (Some(since), Some(sunset)) = (since, sunset) {
         if sunset < since {
             diags.push(
-                Diagnostic::error("lifecycle", "the sunset date is before the deprecation date")
-                    .at(doc.value_location("/sunset"))
-                    .help("a product is deprecated first and sunset later"),
+                Diagnostic::error(
+                    "lifecycle",
+                    "the sunset date is before the deprecation date",
+                )
+                .at(doc.value_location("/sunset"))
+                .help("a product is deprecated first and sunset later"),
             );
         }
     }
@@ -173,7 +213,8 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
         }
     }
     if let Some(days) = sunset {
-        let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(days.max(0) * 86_400).unwrap_or(0));
+        let when =
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(days.max(0) * 86_400).unwrap_or(0));
         if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(when)) {
             lifecycle_headers.push((HeaderName::from_static("sunset"), value));
         }
@@ -201,7 +242,11 @@ enum ProductTarget {
     Upstream(usize),
 }
 
-fn product_targets(loaded: &LoadedProduct, gateway: Option<&GatewayParts>, diags: &mut Diagnostics) -> EnvMap<ProductTarget> {
+fn product_targets(
+    loaded: &LoadedProduct,
+    gateway: Option<&GatewayParts>,
+    diags: &mut Diagnostics,
+) -> EnvMap<ProductTarget> {
     let raw = &loaded.raw;
     let doc = &loaded.doc;
     let mut targets = EnvMap::default();
@@ -228,16 +273,32 @@ fn product_targets(loaded: &LoadedProduct, gateway: Option<&GatewayParts>, diags
         match gateway.upstream_index.get(name) {
             Some(index) => targets.set(env, ProductTarget::Upstream(*index)),
             None => diags.push(
-                Diagnostic::error("missing-upstream", format!("upstream `{name}` is not declared"))
-                    .at(doc.value_location(&pointer))
-                    .help(suggest_upstream(name, gateway.upstream_index.keys().map(String::as_str))),
+                Diagnostic::error(
+                    "missing-upstream",
+                    format!("upstream `{name}` is not declared"),
+                )
+                .at(doc.value_location(&pointer))
+                .help(suggest_upstream(
+                    name,
+                    gateway.upstream_index.keys().map(String::as_str),
+                )),
             ),
         }
         if !gateway.environments[env.index()] {
             diags.push(
-                Diagnostic::warning("environment-not-served", format!("product `{}` is offered in {} but no host serves it", raw.id, env.as_str()))
-                    .at(doc.value_location(&pointer))
-                    .help(format!("add [environments.{}] with hosts to policies/gateway.toml", env.as_str())),
+                Diagnostic::warning(
+                    "environment-not-served",
+                    format!(
+                        "product `{}` is offered in {} but no host serves it",
+                        raw.id,
+                        env.as_str()
+                    ),
+                )
+                .at(doc.value_location(&pointer))
+                .help(format!(
+                    "add [environments.{}] with hosts to policies/gateway.toml",
+                    env.as_str()
+                )),
             );
         }
     }
@@ -257,7 +318,11 @@ fn route_plan(
     let path = match PathTemplate::parse(&raw.path) {
         Ok(path) => Some(path),
         Err(e) => {
-            diags.push(Diagnostic::error("invalid-path", e.message).at(origin.at("path")).help(e.help));
+            diags.push(
+                Diagnostic::error("invalid-path", e.message)
+                    .at(origin.at("path"))
+                    .help(e.help),
+            );
             None
         }
     };
@@ -268,13 +333,20 @@ fn route_plan(
         match PathTemplate::parse_upstream(text, &path.params) {
             Ok(t) => Some(t),
             Err(e) => {
-                diags.push(Diagnostic::error("invalid-path", e.message).at(origin.at("upstream_path")).help(e.help));
+                diags.push(
+                    Diagnostic::error("invalid-path", e.message)
+                        .at(origin.at("upstream_path"))
+                        .help(e.help),
+                );
                 None
             }
         }
     });
     let dir = &origin.product.dir;
-    let mut schema = |key: &str, reference: &Option<String>, diags: &mut Diagnostics| -> Option<Arc<BodySchema>> {
+    let mut schema = |key: &str,
+                      reference: &Option<String>,
+                      diags: &mut Diagnostics|
+     -> Option<Arc<BodySchema>> {
         let reference = reference.as_deref()?;
         match schemas.get(dir, reference, diags) {
             Ok(found) => found,
@@ -291,15 +363,20 @@ fn route_plan(
     for env in Environment::ALL {
         match targets.get(env) {
             None => {}
-            Some(ProductTarget::Upstream(index)) => route_targets.set(env, Target::Upstream(*index)),
+            Some(ProductTarget::Upstream(index)) => {
+                route_targets.set(env, Target::Upstream(*index))
+            }
             Some(ProductTarget::Mock) => {
-                let status = StatusCode::from_u16(raw.mock_status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+                let status =
+                    StatusCode::from_u16(raw.mock_status.unwrap_or(200)).unwrap_or(StatusCode::OK);
                 let example = response_schema.as_ref().and_then(|s| s.example.clone());
                 let body = match (status == StatusCode::NO_CONTENT, example) {
                     (true, _) => Bytes::new(),
                     (false, Some(example)) => example,
                     // A broken schema reference is already reported; don't pile on.
-                    (false, None) if raw.response_schema.is_some() && response_schema.is_none() => continue,
+                    (false, None) if raw.response_schema.is_some() && response_schema.is_none() => {
+                        continue
+                    }
                     (false, None) => {
                         let why = if raw.response_schema.is_none() {
                             "it has no response_schema"

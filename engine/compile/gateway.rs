@@ -25,7 +25,11 @@ pub struct GatewayParts {
     pub environments: [bool; 2],
 }
 
-pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut Diagnostics) -> Option<GatewayParts> {
+pub fn compile(
+    loaded: &Loaded<RawGateway>,
+    clients: &ClientCache,
+    diags: &mut Diagnostics,
+) -> Option<GatewayParts> {
     let raw = &loaded.raw;
     let doc = &loaded.doc;
     let errors_before = diags.error_count();
@@ -36,23 +40,40 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     for (i, listener) in raw.listeners.iter().enumerate() {
         if let Some(first) = seen_names.insert(&listener.name, i) {
             diags.push(
-                Diagnostic::error("duplicate-listener", format!("listener name `{}` is used twice", listener.name))
-                    .at(doc.value_location(&format!("/listeners/{i}/name")))
-                    .note("first used here", Some(doc.value_location(&format!("/listeners/{first}/name"))))
-                    .help("give each listener its own name"),
+                Diagnostic::error(
+                    "duplicate-listener",
+                    format!("listener name `{}` is used twice", listener.name),
+                )
+                .at(doc.value_location(&format!("/listeners/{i}/name")))
+                .note(
+                    "first used here",
+                    Some(doc.value_location(&format!("/listeners/{first}/name"))),
+                )
+                .help("give each listener its own name"),
             );
         }
-        let Some(address) = parse_address(&listener.address, &format!("/listeners/{i}/address"), loaded, diags) else {
+        let Some(address) = parse_address(
+            &listener.address,
+            &format!("/listeners/{i}/address"),
+            loaded,
+            diags,
+        ) else {
             continue;
         };
         // Port 0 asks the OS for any free port, so it never collides.
         let fixed_port = address.port() != 0;
         if let Some(first) = seen_addresses.insert(address, i).filter(|_| fixed_port) {
             diags.push(
-                Diagnostic::error("duplicate-listener", format!("two listeners bind {address}"))
-                    .at(doc.value_location(&format!("/listeners/{i}/address")))
-                    .note("first bound here", Some(doc.value_location(&format!("/listeners/{first}/address"))))
-                    .help("each listener needs its own address and port"),
+                Diagnostic::error(
+                    "duplicate-listener",
+                    format!("two listeners bind {address}"),
+                )
+                .at(doc.value_location(&format!("/listeners/{i}/address")))
+                .note(
+                    "first bound here",
+                    Some(doc.value_location(&format!("/listeners/{first}/address"))),
+                )
+                .help("each listener needs its own address and port"),
             );
         }
         listeners.push(ListenerSettings {
@@ -66,9 +87,17 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     if let Some(admin) = admin {
         if let Some(i) = seen_addresses.get(&admin).filter(|_| admin.port() != 0) {
             diags.push(
-                Diagnostic::error("duplicate-listener", format!("the admin listener and listener `{}` both bind {admin}", raw.listeners[*i].name))
-                    .at(doc.value_location("/admin/address"))
-                    .help("the admin listener must be separate from partner traffic; pick another port"),
+                Diagnostic::error(
+                    "duplicate-listener",
+                    format!(
+                        "the admin listener and listener `{}` both bind {admin}",
+                        raw.listeners[*i].name
+                    ),
+                )
+                .at(doc.value_location("/admin/address"))
+                .help(
+                    "the admin listener must be separate from partner traffic; pick another port",
+                ),
             );
         }
         if !admin.ip().is_loopback() {
@@ -85,10 +114,15 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     let mut host_origin: HashMap<String, String> = HashMap::new();
     let declared: [(Environment, Option<&RawEnvironment>); 2] = [
         (Environment::Sandbox, raw.environments.sandbox.as_ref()),
-        (Environment::Production, raw.environments.production.as_ref()),
+        (
+            Environment::Production,
+            raw.environments.production.as_ref(),
+        ),
     ];
     for (env, environment) in declared {
-        let Some(environment) = environment else { continue };
+        let Some(environment) = environment else {
+            continue;
+        };
         environments[env.index()] = true;
         for (i, host) in environment.hosts.iter().enumerate() {
             let pointer = format!("/environments/{}/hosts/{i}", env.as_str());
@@ -110,22 +144,44 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     let mut upstreams = Vec::new();
     let mut upstream_index = HashMap::new();
     for (name, upstream) in &raw.upstreams {
-        let base = format!("/upstreams/{}", crate::policy::document::escape_pointer(name));
-        let uri: Option<Uri> = upstream.url.parse().ok().filter(|u: &Uri| u.authority().is_some() && u.query().is_none());
+        let base = format!(
+            "/upstreams/{}",
+            crate::policy::document::escape_pointer(name)
+        );
+        let uri: Option<Uri> = upstream
+            .url
+            .parse()
+            .ok()
+            .filter(|u: &Uri| u.authority().is_some() && u.query().is_none());
         let Some(uri) = uri else {
             diags.push(
-                Diagnostic::error("invalid-url", format!("`{}` is not a valid upstream URL", upstream.url))
-                    .at(doc.value_location(&format!("{base}/url")))
-                    .help("write http://host:port/optional-prefix"),
+                Diagnostic::error(
+                    "invalid-url",
+                    format!("`{}` is not a valid upstream URL", upstream.url),
+                )
+                .at(doc.value_location(&format!("{base}/url")))
+                .help("write http://host:port/optional-prefix"),
             );
             continue;
         };
-        let duration = |key: &str, value: &Option<String>, default: u64, diags: &mut Diagnostics| {
-            positive_duration(value.as_deref(), Duration::from_millis(default), &format!("{base}/{key}"), loaded, diags)
-        };
+        let duration =
+            |key: &str, value: &Option<String>, default: u64, diags: &mut Diagnostics| {
+                positive_duration(
+                    value.as_deref(),
+                    Duration::from_millis(default),
+                    &format!("{base}/{key}"),
+                    loaded,
+                    diags,
+                )
+            };
         let pool = PoolSettings {
             connect_timeout: duration("connect_timeout", &upstream.connect_timeout, 2_000, diags),
-            idle_timeout: duration("pool_idle_timeout", &upstream.pool_idle_timeout, 90_000, diags),
+            idle_timeout: duration(
+                "pool_idle_timeout",
+                &upstream.pool_idle_timeout,
+                90_000,
+                diags,
+            ),
             max_idle: upstream.pool_max_idle.unwrap_or(64),
         };
         let timeout = duration("timeout", &upstream.timeout, 15_000, diags);
@@ -135,8 +191,11 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
                 upstreams.push(compiled);
             }
             None => diags.push(
-                Diagnostic::error("invalid-url", format!("`{}` is not a valid upstream URL", upstream.url))
-                    .at(doc.value_location(&format!("{base}/url"))),
+                Diagnostic::error(
+                    "invalid-url",
+                    format!("`{}` is not a valid upstream URL", upstream.url),
+                )
+                .at(doc.value_location(&format!("{base}/url"))),
             ),
         }
     }
@@ -146,7 +205,11 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     }
     Some(GatewayParts {
         settings: Settings {
-            name: raw.gateway.name.clone().unwrap_or_else(|| "tollgate".to_string()),
+            name: raw
+                .gateway
+                .name
+                .clone()
+                .unwrap_or_else(|| "tollgate".to_string()),
             listeners,
             admin: admin?,
             limits,
@@ -160,7 +223,13 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
 
 fn compile_limits(loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Limits {
     let raw = &loaded.raw.limits;
-    let max_header = size(raw.max_header.as_deref(), 16 * 1024, "/limits/max_header", loaded, diags);
+    let max_header = size(
+        raw.max_header.as_deref(),
+        16 * 1024,
+        "/limits/max_header",
+        loaded,
+        diags,
+    );
     if max_header < MIN_HEADER_BYTES {
         diags.push(
             Diagnostic::error("limit-too-small", format!("max_header must be at least 8KiB, found {max_header} bytes"))
@@ -169,15 +238,44 @@ fn compile_limits(loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Limit
         );
     }
     Limits {
-        max_body: size(raw.max_body.as_deref(), 1024 * 1024, "/limits/max_body", loaded, diags),
+        max_body: size(
+            raw.max_body.as_deref(),
+            1024 * 1024,
+            "/limits/max_body",
+            loaded,
+            diags,
+        ),
         max_header: usize::try_from(max_header).unwrap_or(usize::MAX),
-        header_read_timeout: positive_duration(raw.header_read_timeout.as_deref(), Duration::from_secs(10), "/limits/header_read_timeout", loaded, diags),
-        body_read_timeout: positive_duration(raw.body_read_timeout.as_deref(), Duration::from_secs(10), "/limits/body_read_timeout", loaded, diags),
-        shutdown_grace: positive_duration(raw.shutdown_grace.as_deref(), Duration::from_secs(30), "/limits/shutdown_grace", loaded, diags),
+        header_read_timeout: positive_duration(
+            raw.header_read_timeout.as_deref(),
+            Duration::from_secs(10),
+            "/limits/header_read_timeout",
+            loaded,
+            diags,
+        ),
+        body_read_timeout: positive_duration(
+            raw.body_read_timeout.as_deref(),
+            Duration::from_secs(10),
+            "/limits/body_read_timeout",
+            loaded,
+            diags,
+        ),
+        shutdown_grace: positive_duration(
+            raw.shutdown_grace.as_deref(),
+            Duration::from_secs(30),
+            "/limits/shutdown_grace",
+            loaded,
+            diags,
+        ),
     }
 }
 
-fn parse_address(text: &str, pointer: &str, loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Option<SocketAddr> {
+fn parse_address(
+    text: &str,
+    pointer: &str,
+    loaded: &Loaded<RawGateway>,
+    diags: &mut Diagnostics,
+) -> Option<SocketAddr> {
     match text.parse() {
         Ok(address) => Some(address),
         Err(_) => {
@@ -191,22 +289,37 @@ fn parse_address(text: &str, pointer: &str, loaded: &Loaded<RawGateway>, diags: 
     }
 }
 
-fn positive_duration(text: Option<&str>, default: Duration, pointer: &str, loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Duration {
+fn positive_duration(
+    text: Option<&str>,
+    default: Duration,
+    pointer: &str,
+    loaded: &Loaded<RawGateway>,
+    diags: &mut Diagnostics,
+) -> Duration {
     let Some(text) = text else { return default };
     match units::duration(text) {
         Some(d) if !d.is_zero() => d,
         _ => {
             diags.push(
-                Diagnostic::error("invalid-duration", format!("`{text}` is not a usable duration"))
-                    .at(loaded.doc.value_location(pointer))
-                    .help("write a positive whole number with a unit, e.g. \"500ms\" or \"10s\""),
+                Diagnostic::error(
+                    "invalid-duration",
+                    format!("`{text}` is not a usable duration"),
+                )
+                .at(loaded.doc.value_location(pointer))
+                .help("write a positive whole number with a unit, e.g. \"500ms\" or \"10s\""),
             );
             default
         }
     }
 }
 
-fn size(text: Option<&str>, default: u64, pointer: &str, loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> u64 {
+fn size(
+    text: Option<&str>,
+    default: u64,
+    pointer: &str,
+    loaded: &Loaded<RawGateway>,
+    diags: &mut Diagnostics,
+) -> u64 {
     let Some(text) = text else { return default };
     match units::size(text) {
         Some(s) if s > 0 => s,
@@ -226,7 +339,13 @@ pub fn suggest_upstream<'a>(name: &str, known: impl IntoIterator<Item = &'a str>
     let known: Vec<&str> = known.into_iter().collect();
     match did_you_mean(name, known.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
-        None if known.is_empty() => "gateway.toml declares no [upstreams]; add one, or use \"mock\" in the sandbox".to_string(),
-        None => format!("declare it under [upstreams] in policies/gateway.toml; known upstreams: {}", known.join(", ")),
+        None if known.is_empty() => {
+            "gateway.toml declares no [upstreams]; add one, or use \"mock\" in the sandbox"
+                .to_string()
+        }
+        None => format!(
+            "declare it under [upstreams] in policies/gateway.toml; known upstreams: {}",
+            known.join(", ")
+        ),
     }
 }

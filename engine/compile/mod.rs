@@ -38,8 +38,15 @@ pub fn build(root: &Path, clients: &ClientCache) -> Result<Compiled, Diagnostics
 /// Compiles a loaded policy set, adding every problem found to `diags`. Returns a
 /// pipeline only when the gateway settings compiled; the caller must still refuse it if
 /// `diags` holds errors.
-pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) -> Option<Pipeline> {
-    let gateway = set.gateway.as_ref().and_then(|loaded| gateway::compile(loaded, clients, diags));
+pub fn compile(
+    set: &PolicySet,
+    clients: &ClientCache,
+    diags: &mut Diagnostics,
+) -> Option<Pipeline> {
+    let gateway = set
+        .gateway
+        .as_ref()
+        .and_then(|loaded| gateway::compile(loaded, clients, diags));
     let catalogue = catalogue::compile(set, gateway.as_ref(), diags);
     let gateway = gateway?;
     Some(Pipeline {

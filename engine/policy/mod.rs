@@ -16,7 +16,7 @@ use document::Document;
 use raw::{RawGateway, RawProduct};
 use schemas::FileKind;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 pub use version::PolicyVersion;
 
@@ -56,6 +56,8 @@ pub struct PolicySet {
     pub products: Vec<LoadedProduct>,
     /// Every JSON file in the catalogue that parsed, by path relative to the root.
     pub json: BTreeMap<PathBuf, Document>,
+    /// Files that exist but did not parse; their errors are already reported.
+    pub unparsed: BTreeSet<PathBuf>,
 }
 
 /// Reads and validates the policy set under `root`.
@@ -64,15 +66,19 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     if !root.is_dir() {
         diags.push(
-            Diagnostic::error("no-policy-root", format!("policy root `{}` is not a directory", root.display()))
-                .help("pass --root with the directory that holds policies/ and catalogue/"),
+            Diagnostic::error(
+                "no-policy-root",
+                format!("policy root `{}` is not a directory", root.display()),
+            )
+            .help("pass --root with the directory that holds policies/ and catalogue/"),
         );
     } else {
         collect(root, Path::new(POLICIES_DIR), &mut files, &mut diags);
         collect(root, Path::new(CATALOGUE_DIR), &mut files, &mut diags);
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    let version = PolicyVersion::compute(files.iter().map(|(p, t)| (p.as_path(), t.as_bytes())), root);
+    let version =
+        PolicyVersion::compute(files.iter().map(|(p, t)| (p.as_path(), t.as_bytes())), root);
 
     let mut set = PolicySet {
         root: root.to_path_buf(),
@@ -80,6 +86,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         gateway: None,
         products: Vec::new(),
         json: BTreeMap::new(),
+        unparsed: BTreeSet::new(),
     };
     if root.is_dir() && !files.iter().any(|(p, _)| p == Path::new(GATEWAY_FILE)) {
         diags.push(
@@ -94,7 +101,8 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         match classify(&path) {
             Place::Gateway => set.gateway = load_toml(source, FileKind::Gateway, &mut diags),
             Place::Product { domain, dir } => {
-                if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags) {
+                if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags)
+                {
                     set.products.push(LoadedProduct {
                         domain,
                         dir,
@@ -107,22 +115,37 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
                 Ok(doc) => {
                     set.json.insert(path, doc);
                 }
-                Err(d) => diags.push(d),
+                Err(d) => {
+                    diags.push(d);
+                    set.unparsed.insert(path);
+                }
             },
             Place::UnknownPolicyFile => {
-                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                let mut d = Diagnostic::error("unknown-file", format!("`{}` is not a policy file tollgate knows", path.display()))
-                    .at(Location::file(&path));
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let mut d = Diagnostic::error(
+                    "unknown-file",
+                    format!("`{}` is not a policy file tollgate knows", path.display()),
+                )
+                .at(Location::file(&path));
                 d = match did_you_mean(&name, KNOWN_POLICY_FILES.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `{POLICIES_DIR}/{s}`?")),
-                    None => d.help(format!("policies/ holds: {}; move or remove this file", KNOWN_POLICY_FILES.join(", "))),
+                    None => d.help(format!(
+                        "policies/ holds: {}; move or remove this file",
+                        KNOWN_POLICY_FILES.join(", ")
+                    )),
                 };
                 diags.push(d);
             }
             Place::Stray(why) => diags.push(
-                Diagnostic::warning("stray-file", format!("`{}` is not read by tollgate", path.display()))
-                    .at(Location::file(&path))
-                    .help(why),
+                Diagnostic::warning(
+                    "stray-file",
+                    format!("`{}` is not read by tollgate", path.display()),
+                )
+                .at(Location::file(&path))
+                .help(why),
             ),
         }
     }
@@ -153,7 +176,11 @@ fn classify(path: &Path) -> Place {
     }
 }
 
-fn load_toml<T: DeserializeOwned>(source: SourceFile, kind: FileKind, diags: &mut Diagnostics) -> Option<Loaded<T>> {
+fn load_toml<T: DeserializeOwned>(
+    source: SourceFile,
+    kind: FileKind,
+    diags: &mut Diagnostics,
+) -> Option<Loaded<T>> {
     let doc = match Document::from_toml(source) {
         Ok(doc) => doc,
         Err(d) => {
@@ -164,9 +191,12 @@ fn load_toml<T: DeserializeOwned>(source: SourceFile, kind: FileKind, diags: &mu
     let compiled = kind.compiled();
     let Some(validator) = compiled.validator.as_ref() else {
         diags.push(
-            Diagnostic::error("internal", format!("tollgate's own {} schema failed to build", kind.name()))
-                .at(Location::file(doc.source.path()))
-                .help("this is a bug in tollgate; please report it"),
+            Diagnostic::error(
+                "internal",
+                format!("tollgate's own {} schema failed to build", kind.name()),
+            )
+            .at(Location::file(doc.source.path()))
+            .help("this is a bug in tollgate; please report it"),
         );
         return None;
     };
@@ -181,9 +211,16 @@ fn load_toml<T: DeserializeOwned>(source: SourceFile, kind: FileKind, diags: &mu
         Err(err) => {
             let location = doc.source.location(err.span().unwrap_or(0..0));
             diags.push(
-                Diagnostic::error("invalid-value", err.message().lines().next().unwrap_or("invalid value").to_string())
-                    .at(location)
-                    .help(format!("see docs/reference/{}.md", kind.name())),
+                Diagnostic::error(
+                    "invalid-value",
+                    err.message()
+                        .lines()
+                        .next()
+                        .unwrap_or("invalid value")
+                        .to_string(),
+                )
+                .at(location)
+                .help(format!("see docs/reference/{}.md", kind.name())),
             );
             None
         }
@@ -198,13 +235,19 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, String)>, diags: &mu
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
         Err(err) => {
             diags.push(
-                Diagnostic::error("unreadable", format!("cannot read directory `{}`: {err}", rel.display()))
-                    .at(Location::file(rel)),
+                Diagnostic::error(
+                    "unreadable",
+                    format!("cannot read directory `{}`: {err}", rel.display()),
+                )
+                .at(Location::file(rel)),
             );
             return;
         }
     };
-    let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
     for name in names {
         let name_str = name.to_string_lossy();
@@ -224,9 +267,12 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, String)>, diags: &mu
         match std::fs::read_to_string(&full) {
             Ok(text) => out.push((rel_path, text)),
             Err(err) => diags.push(
-                Diagnostic::error("unreadable", format!("cannot read `{}`: {err}", rel_path.display()))
-                    .at(Location::file(&rel_path))
-                    .help("policy files must be readable UTF-8 text"),
+                Diagnostic::error(
+                    "unreadable",
+                    format!("cannot read `{}`: {err}", rel_path.display()),
+                )
+                .at(Location::file(&rel_path))
+                .help("policy files must be readable UTF-8 text"),
             ),
         }
     }

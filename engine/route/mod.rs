@@ -114,8 +114,13 @@ struct PathEntry {
 /// What the router found for a request.
 #[derive(Debug)]
 pub enum RouteMatch<'r, 'p> {
-    Found { route: RouteId, params: matchit::Params<'r, 'p> },
-    MethodNotAllowed { allow: &'r HeaderValue },
+    Found {
+        route: RouteId,
+        params: matchit::Params<'r, 'p>,
+    },
+    MethodNotAllowed {
+        allow: &'r HeaderValue,
+    },
     NotFound,
 }
 
@@ -130,7 +135,12 @@ pub enum InsertError {
 
 impl Router {
     /// Adds a route. `template` uses `{name}` parameters, as validated by `PathTemplate`.
-    pub fn insert(&mut self, method: Method, template: &str, route: RouteId) -> Result<(), InsertError> {
+    pub fn insert(
+        &mut self,
+        method: Method,
+        template: &str,
+        route: RouteId,
+    ) -> Result<(), InsertError> {
         if let Ok(found) = self.paths.at(template) {
             let entry_index = *found.value;
             // `at` can match a literal against another template's parameter; only an exact
@@ -169,7 +179,9 @@ impl Router {
                 route: *route,
                 params: found.params,
             },
-            None => RouteMatch::MethodNotAllowed { allow: &entry.allow },
+            None => RouteMatch::MethodNotAllowed {
+                allow: &entry.allow,
+            },
         }
     }
 
@@ -196,8 +208,14 @@ mod tests {
     fn hosts_match_without_port_and_case() {
         let mut hosts = HostTable::default();
         hosts.insert("api.bank.example".into(), Environment::Production);
-        assert_eq!(hosts.environment("API.Bank.Example:8443"), Some(Environment::Production));
-        assert_eq!(hosts.environment("api.bank.example"), Some(Environment::Production));
+        assert_eq!(
+            hosts.environment("API.Bank.Example:8443"),
+            Some(Environment::Production)
+        );
+        assert_eq!(
+            hosts.environment("api.bank.example"),
+            Some(Environment::Production)
+        );
         assert_eq!(hosts.environment("evil.example"), None);
         assert_eq!(strip_port("[::1]:8080"), "::1");
     }
@@ -206,9 +224,12 @@ mod tests {
     fn finds_routes_and_reports_allowed_methods() {
         let mut r = Router::default();
         r.insert(Method::GET, "/v1/accounts", 0).unwrap();
-        r.insert(Method::GET, "/v1/accounts/{account_id}", 1).unwrap();
-        r.insert(Method::DELETE, "/v1/accounts/{account_id}", 2).unwrap();
-        r.insert(Method::GET, "/v1/accounts/{account_id}/balances", 3).unwrap();
+        r.insert(Method::GET, "/v1/accounts/{account_id}", 1)
+            .unwrap();
+        r.insert(Method::DELETE, "/v1/accounts/{account_id}", 2)
+            .unwrap();
+        r.insert(Method::GET, "/v1/accounts/{account_id}/balances", 3)
+            .unwrap();
         match r.find(&Method::GET, "/v1/accounts/ACC-1") {
             RouteMatch::Found { route, params } => {
                 assert_eq!(route, 1);
@@ -220,13 +241,17 @@ mod tests {
             RouteMatch::MethodNotAllowed { allow } => assert_eq!(allow, "DELETE, GET"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.find(&Method::GET, "/v1/cards"), RouteMatch::NotFound));
+        assert!(matches!(
+            r.find(&Method::GET, "/v1/cards"),
+            RouteMatch::NotFound
+        ));
     }
 
     #[test]
     fn duplicate_and_conflicting_templates_are_refused() {
         let mut r = Router::default();
-        r.insert(Method::GET, "/v1/accounts/{account_id}", 0).unwrap();
+        r.insert(Method::GET, "/v1/accounts/{account_id}", 0)
+            .unwrap();
         assert_eq!(
             r.insert(Method::GET, "/v1/accounts/{account_id}", 7),
             Err(InsertError::Duplicate(0))
@@ -237,6 +262,9 @@ mod tests {
         ));
         // A literal beside a parameter is fine: the literal wins.
         r.insert(Method::GET, "/v1/accounts/summary", 9).unwrap();
-        assert!(matches!(r.find(&Method::GET, "/v1/accounts/summary"), RouteMatch::Found { route: 9, .. }));
+        assert!(matches!(
+            r.find(&Method::GET, "/v1/accounts/summary"),
+            RouteMatch::Found { route: 9, .. }
+        ));
     }
 }

@@ -50,13 +50,22 @@ impl PathTemplate {
     }
 
     /// Parses an upstream template whose parameters must come from `route_params`.
-    pub fn parse_upstream(template: &str, route_params: &[String]) -> Result<PathTemplate, TemplateError> {
+    pub fn parse_upstream(
+        template: &str,
+        route_params: &[String],
+    ) -> Result<PathTemplate, TemplateError> {
         Self::parse_with(template, Some(route_params))
     }
 
-    fn parse_with(template: &str, route_params: Option<&[String]>) -> Result<PathTemplate, TemplateError> {
+    fn parse_with(
+        template: &str,
+        route_params: Option<&[String]>,
+    ) -> Result<PathTemplate, TemplateError> {
         let Some(rest) = template.strip_prefix('/') else {
-            return Err(err("a path template must start with '/'", format!("write \"/{template}\"")));
+            return Err(err(
+                "a path template must start with '/'",
+                format!("write \"/{template}\""),
+            ));
         };
         if template.len() > 1 && template.ends_with('/') {
             return Err(err(
@@ -78,7 +87,10 @@ impl PathTemplate {
                 literal.push('/');
             }
             if segment.is_empty() && !rest.is_empty() {
-                return Err(err("a path template has an empty segment ('//')", "remove the doubled '/'"));
+                return Err(err(
+                    "a path template has an empty segment ('//')",
+                    "remove the doubled '/'",
+                ));
             }
             if let Some(inner) = segment.strip_prefix('{') {
                 let Some(name) = inner.strip_suffix('}') else {
@@ -109,9 +121,21 @@ impl PathTemplate {
                             let help = if known.is_empty() {
                                 "the route's path has no parameters; use a literal path".to_string()
                             } else {
-                                format!("the route's path defines: {}", known.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", "))
+                                format!(
+                                    "the route's path defines: {}",
+                                    known
+                                        .iter()
+                                        .map(|p| format!("{{{p}}}"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
                             };
-                            return Err(err(format!("parameter `{{{name}}}` is not defined by the route's path"), help));
+                            return Err(err(
+                                format!(
+                                    "parameter `{{{name}}}` is not defined by the route's path"
+                                ),
+                                help,
+                            ));
                         }
                     },
                 };
@@ -133,7 +157,10 @@ impl PathTemplate {
                 ));
             }
             if segment == "." || segment == ".." {
-                return Err(err("`.` and `..` segments are not allowed", "write the path without dot segments"));
+                return Err(err(
+                    "`.` and `..` segments are not allowed",
+                    "write the path without dot segments",
+                ));
             }
             literal.push_str(segment);
         }
@@ -148,7 +175,11 @@ impl PathTemplate {
                 TemplatePart::Param(_) => 16,
             })
             .sum();
-        Ok(PathTemplate { parts, params, len_hint })
+        Ok(PathTemplate {
+            parts,
+            params,
+            len_hint,
+        })
     }
 
     /// Fills the template with route parameter values (already checked as safe segments),
@@ -185,7 +216,9 @@ pub fn is_safe_param(raw: &str) -> bool {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) => {
                     decoded.push(b);
@@ -209,7 +242,9 @@ mod tests {
     fn parses_and_renders() {
         let route = PathTemplate::parse("/v1/accounts/{account_id}/transactions/{tx_id}").unwrap();
         assert_eq!(route.params, vec!["account_id", "tx_id"]);
-        let upstream = PathTemplate::parse_upstream("/core/tx/{tx_id}/acct/{account_id}", &route.params).unwrap();
+        let upstream =
+            PathTemplate::parse_upstream("/core/tx/{tx_id}/acct/{account_id}", &route.params)
+                .unwrap();
         let mut out = String::new();
         upstream.render_into(&["A1", "T9"], &mut out);
         assert_eq!(out, "/core/tx/T9/acct/A1");
@@ -221,12 +256,28 @@ mod tests {
 
     #[test]
     fn rejects_bad_templates_with_help() {
-        for bad in ["v1/x", "/v1/x/", "/v1//x", "/v1/{id", "/v1/{Id}", "/v1/acc-{id}", "/v1/{id}/{id}", "/v1/x?y=1", "/v1/a b", "/v1/../x"] {
+        for bad in [
+            "v1/x",
+            "/v1/x/",
+            "/v1//x",
+            "/v1/{id",
+            "/v1/{Id}",
+            "/v1/acc-{id}",
+            "/v1/{id}/{id}",
+            "/v1/x?y=1",
+            "/v1/a b",
+            "/v1/../x",
+        ] {
             let e = PathTemplate::parse(bad).unwrap_err();
             assert!(!e.help.is_empty(), "{bad}");
         }
-        let e = PathTemplate::parse_upstream("/core/{other}", &["account_id".to_string()]).unwrap_err();
-        assert!(e.message.contains("not defined by the route"), "{}", e.message);
+        let e =
+            PathTemplate::parse_upstream("/core/{other}", &["account_id".to_string()]).unwrap_err();
+        assert!(
+            e.message.contains("not defined by the route"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

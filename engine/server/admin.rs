@@ -5,8 +5,8 @@
 //! - `POST /admin/reload`  recompile now; 200 if applied or unchanged, 422 if rejected
 //! - `GET  /admin/health`  liveness
 
-use super::state::{GatewayState, Outcome, Trigger};
 use super::json_response;
+use super::state::{GatewayState, Outcome, Trigger};
 use crate::body::Body;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
@@ -19,7 +19,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub async fn serve(listener: TcpListener, state: Arc<GatewayState>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

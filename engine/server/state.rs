@@ -82,15 +82,23 @@ pub struct GatewayState {
 
 impl std::fmt::Debug for GatewayState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayState").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("GatewayState")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
 impl GatewayState {
     /// Compiles the policy set for the first time.
-    pub fn load(root: PathBuf, overrides: Overrides) -> Result<(GatewayState, Diagnostics), Diagnostics> {
+    pub fn load(
+        root: PathBuf,
+        overrides: Overrides,
+    ) -> Result<(GatewayState, Diagnostics), Diagnostics> {
         let clients = Arc::new(ClientCache::default());
-        let Compiled { mut pipeline, warnings } = compile::build(&root, &clients)?;
+        let Compiled {
+            mut pipeline,
+            warnings,
+        } = compile::build(&root, &clients)?;
         apply_overrides(&mut pipeline, &overrides)?;
         let version = pipeline.version.clone();
         let now = SystemTime::now();
@@ -132,7 +140,8 @@ impl GatewayState {
     pub async fn reload(self: &Arc<Self>, trigger: Trigger) -> ReloadReport {
         let _serialised = self.reload_lock.lock().await;
         let this = Arc::clone(self);
-        let built = tokio::task::spawn_blocking(move || compile::build(&this.root, &this.clients)).await;
+        let built =
+            tokio::task::spawn_blocking(move || compile::build(&this.root, &this.clients)).await;
         let current = self.pipeline();
         let report = match built {
             Err(join_error) => self.report(
@@ -163,7 +172,13 @@ impl GatewayState {
         report
     }
 
-    fn report(&self, trigger: Trigger, outcome: Outcome, version: Option<PolicyVersion>, diagnostics: Diagnostics) -> ReloadReport {
+    fn report(
+        &self,
+        trigger: Trigger,
+        outcome: Outcome,
+        version: Option<PolicyVersion>,
+        diagnostics: Diagnostics,
+    ) -> ReloadReport {
         ReloadReport {
             trigger,
             outcome,
@@ -187,7 +202,10 @@ fn apply_overrides(pipeline: &mut Pipeline, overrides: &Overrides) -> Result<(),
         if pipeline.settings.listeners.len() != 1 {
             return Err(Diagnostics(vec![Diagnostic::error(
                 "listen-override",
-                format!("--listen needs exactly one listener in gateway.toml, found {}", pipeline.settings.listeners.len()),
+                format!(
+                    "--listen needs exactly one listener in gateway.toml, found {}",
+                    pipeline.settings.listeners.len()
+                ),
             )
             .help("set each listener's address in policies/gateway.toml instead")]));
         }
@@ -239,10 +257,18 @@ fn check_live_change(current: &Pipeline, next: &Pipeline) -> Result<(), Diagnost
 }
 
 fn log_report(report: &ReloadReport) {
-    let version = report.policy_version.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    let version = report
+        .policy_version
+        .as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     match report.outcome {
-        Outcome::Applied => tracing::info!(trigger = ?report.trigger, policy_version = %version, warnings = report.diagnostics.0.len(), "policy reloaded"),
-        Outcome::Unchanged => tracing::debug!(trigger = ?report.trigger, policy_version = %version, "policy unchanged"),
+        Outcome::Applied => {
+            tracing::info!(trigger = ?report.trigger, policy_version = %version, warnings = report.diagnostics.0.len(), "policy reloaded")
+        }
+        Outcome::Unchanged => {
+            tracing::debug!(trigger = ?report.trigger, policy_version = %version, "policy unchanged")
+        }
         Outcome::Rejected => {
             tracing::error!(
                 trigger = ?report.trigger,
@@ -250,7 +276,11 @@ fn log_report(report: &ReloadReport) {
                 "policy reload rejected; the previous policy keeps serving"
             );
             for d in report.diagnostics.iter() {
-                let at = d.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
+                let at = d
+                    .location
+                    .as_ref()
+                    .map(|l| l.to_string())
+                    .unwrap_or_default();
                 tracing::error!(code = d.code, at = %at, help = d.help.as_deref().unwrap_or(""), "{}", d.message);
             }
         }

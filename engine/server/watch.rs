@@ -66,7 +66,11 @@ fn start_watcher(root: &Path, tx: mpsc::UnboundedSender<()>) -> Option<Recommend
         if matches!(event.kind, EventKind::Access(_)) {
             return;
         }
-        if event.paths.iter().any(|p| relevant.iter().any(|dir| p.starts_with(dir))) {
+        if event
+            .paths
+            .iter()
+            .any(|p| relevant.iter().any(|dir| p.starts_with(dir)))
+        {
             let _ = tx.send(());
         }
     };

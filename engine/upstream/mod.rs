@@ -12,9 +12,9 @@ use crate::body::Body;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
+pub use pool::{ClientCache, HttpClient, PoolSettings};
 use std::sync::Arc;
 use std::time::Duration;
-pub use pool::{ClientCache, HttpClient, PoolSettings};
 
 /// A named upstream, ready to send requests to.
 #[derive(Debug)]
@@ -46,7 +46,13 @@ pub enum UpstreamError {
 
 impl Upstream {
     /// Builds an upstream from a parsed `http://authority/prefix` base URL.
-    pub fn new(name: &str, base: &Uri, timeout: Duration, pool: PoolSettings, clients: &ClientCache) -> Option<Upstream> {
+    pub fn new(
+        name: &str,
+        base: &Uri,
+        timeout: Duration,
+        pool: PoolSettings,
+        clients: &ClientCache,
+    ) -> Option<Upstream> {
         let scheme = base.scheme()?.clone();
         let authority = base.authority()?.clone();
         let host = HeaderValue::from_str(authority.as_str()).ok()?;

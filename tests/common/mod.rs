@@ -145,7 +145,10 @@ pub fn policy_set(upstream: &str) -> PolicyDir {
     let dir = PolicyDir::new();
     dir.write("policies/gateway.toml", &gateway_toml(upstream, ""));
     dir.write("catalogue/accounts/accounts.toml", ACCOUNTS_TOML);
-    dir.write("catalogue/accounts/schemas/account-list.json", ACCOUNT_LIST_SCHEMA);
+    dir.write(
+        "catalogue/accounts/schemas/account-list.json",
+        ACCOUNT_LIST_SCHEMA,
+    );
     dir
 }
 
@@ -178,7 +181,9 @@ impl Upstream {
         let (seen2, gate2) = (seen.clone(), gate.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (seen, gate) = (seen2.clone(), gate2.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -207,9 +212,17 @@ impl Upstream {
     }
 }
 
-async fn answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>, gate: Arc<Semaphore>) -> http::Response<Full<Bytes>> {
+async fn answer(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    gate: Arc<Semaphore>,
+) -> http::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let uri = parts.uri.to_string();
     seen.lock().unwrap().push(Seen {
         method: parts.method.clone(),
@@ -248,7 +261,9 @@ pub async fn garbage_upstream() -> SocketAddr {
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
-                let _ = stream.write_all(b"\x00\x13GARBLED FROM core-07.internal:9100\r\n\r\n").await;
+                let _ = stream
+                    .write_all(b"\x00\x13GARBLED FROM core-07.internal:9100\r\n\r\n")
+                    .await;
             });
         }
     });
@@ -272,7 +287,9 @@ pub async fn start_gateway(dir: &PolicyDir, watch: bool) -> Server {
     };
     match Server::start(options).await {
         Ok(server) => server,
-        Err(tollgate::server::StartError::Policy(d)) => panic!("policy does not compile:\n{}", d.render()),
+        Err(tollgate::server::StartError::Policy(d)) => {
+            panic!("policy does not compile:\n{}", d.render())
+        }
         Err(e) => panic!("gateway did not start: {e}"),
     }
 }
@@ -287,7 +304,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -297,12 +315,18 @@ impl Reply {
     /// Asserts an RFC 9457 problem with the given status and type slug.
     pub fn assert_problem(&self, status: u16, slug: &str) -> serde_json::Value {
         assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         let doc = self.json();
         assert_eq!(doc["type"], format!("https://tollgate.dev/problems/{slug}"));
         assert_eq!(doc["status"], status);
         assert!(doc["title"].is_string() && doc["detail"].is_string());
-        assert_eq!(doc["interaction_id"].as_str(), self.header("x-fapi-interaction-id"));
+        assert_eq!(
+            doc["interaction_id"].as_str(),
+            self.header("x-fapi-interaction-id")
+        );
         doc
     }
 }
@@ -324,13 +348,24 @@ impl TestClient {
 
     pub fn h2(addr: SocketAddr) -> TestClient {
         TestClient {
-            client: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
+            client: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
             base: format!("http://{addr}"),
         }
     }
 
-    pub async fn request(&self, method: Method, host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        self.try_request(method, host, path, headers, body).await.expect("request failed")
+    pub async fn request(
+        &self,
+        method: Method,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        self.try_request(method, host, path, headers, body)
+            .await
+            .expect("request failed")
     }
 
     pub async fn try_request(
@@ -341,12 +376,21 @@ impl TestClient {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Reply, String> {
-        let mut builder = Request::builder().method(method).uri(format!("{}{path}", self.base)).header("host", host);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("host", host);
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let req = builder.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
-        let res = self.client.request(req).await.map_err(|e| format!("{e:?}"))?;
+        let req = builder
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .unwrap();
+        let res = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let (parts, body) = res.into_parts();
         let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok(Reply {

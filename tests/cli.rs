@@ -1,0 +1,302 @@
+//! The `tollgate` binary: `check` on the demo and on broken policy sets, `schema`, and
+//! `serve` draining in-flight requests on SIGTERM.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn tollgate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .output()
+        .expect("run tollgate")
+}
+
+fn check_json(root: &Path) -> (bool, serde_json::Value) {
+    let out = tollgate(&[
+        "check",
+        "--root",
+        root.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("check --format json prints JSON");
+    assert_eq!(out.status.success(), doc["ok"] == true);
+    (out.status.success(), doc)
+}
+
+/// The first error diagnostic's code and location as "file:line:col".
+fn first_error(doc: &serde_json::Value) -> (String, String) {
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["severity"] == "error")
+        .unwrap_or_else(|| panic!("no error in {doc}"));
+    let loc = &d["location"];
+    (
+        d["code"].as_str().unwrap().to_string(),
+        format!(
+            "{}:{}:{}",
+            loc["file"].as_str().unwrap(),
+            loc["line"],
+            loc["column"]
+        ),
+    )
+}
+
+#[test]
+fn the_demo_bank_checks_clean() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = tollgate(&["check", "--root", root]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("ok: policy sha256:"), "{stdout}");
+    assert!(
+        !stderr.contains("warning"),
+        "the demo should carry no warnings:\n{stderr}"
+    );
+    let (_, doc) = check_json(Path::new(root));
+    assert!(doc["products"].as_u64().unwrap() >= 6);
+}
+
+#[test]
+fn broken_policy_sets_name_the_right_location() {
+    let base = policy_set("http://127.0.0.1:9");
+    let gateway = base.read("policies/gateway.toml");
+    let cases: Vec<(&str, &str, String, &str, &str)> = vec![
+        (
+            "unknown key",
+            "catalogue/accounts/accounts.toml",
+            ACCOUNTS_TOML.replace("upstream_path = \"/acct\"", "upstream_pth = \"/acct\""),
+            "unknown-key",
+            "catalogue/accounts/accounts.toml:15:1",
+        ),
+        (
+            "wrong type",
+            "policies/gateway.toml",
+            gateway.replace("max_body = \"64KiB\"", "max_body = 65536"),
+            "wrong-type",
+            "policies/gateway.toml:18:12",
+        ),
+        (
+            "missing upstream",
+            "catalogue/accounts/accounts.toml",
+            ACCOUNTS_TOML.replace("production = \"core\"", "production = \"coer\""),
+            "missing-upstream",
+            "catalogue/accounts/accounts.toml:9:14",
+        ),
+        (
+            "bad path template",
+            "catalogue/accounts/accounts.toml",
+            ACCOUNTS_TOML.replace(
+                "path = \"/v1/accounts/{account_id}/transfers\"",
+                "path = \"/v1/accounts/{account-id}/transfers\"",
+            ),
+            "invalid-path",
+            "catalogue/accounts/accounts.toml:35:8",
+        ),
+        (
+            "invalid JSON Schema",
+            "catalogue/accounts/schemas/account-list.json",
+            ACCOUNT_LIST_SCHEMA.replace("\"type\": \"array\"", "\"type\": \"arry\""),
+            "invalid-schema",
+            "catalogue/accounts/schemas/account-list.json:6:26",
+        ),
+        (
+            "JSON syntax",
+            "catalogue/accounts/schemas/account-list.json",
+            ACCOUNT_LIST_SCHEMA.replace(
+                "\"required\": [\"accounts\"],",
+                "\"required\": [\"accounts\"],,",
+            ),
+            "json-syntax",
+            "catalogue/accounts/schemas/account-list.json:4:28",
+        ),
+        (
+            "TOML syntax",
+            "catalogue/accounts/accounts.toml",
+            ACCOUNTS_TOML.replace("version = \"1.0.0\"", "version = 1.0.0\""),
+            "toml-syntax",
+            "catalogue/accounts/accounts.toml:3:",
+        ),
+        (
+            "example breaks its schema",
+            "catalogue/accounts/schemas/account-list.json",
+            ACCOUNT_LIST_SCHEMA.replace("{\"id\": \"ACC-MOCK-1\"}", "{\"id\": 7}"),
+            "invalid-example",
+            "catalogue/accounts/schemas/account-list.json:8:37",
+        ),
+    ];
+    for (what, file, text, code, location) in cases {
+        let dir = policy_set("http://127.0.0.1:9");
+        dir.write(file, &text);
+        let (ok, doc) = check_json(dir.root());
+        assert!(!ok, "{what}: should fail");
+        let (found_code, found_location) = first_error(&doc);
+        assert_eq!(found_code, code, "{what}: {doc}");
+        assert!(
+            found_location.starts_with(location),
+            "{what}: expected {location}, got {found_location}"
+        );
+    }
+}
+
+#[test]
+fn every_error_is_reported_in_one_run_with_source_and_help() {
+    let dir = policy_set("http://127.0.0.1:9");
+    dir.write(
+        "catalogue/accounts/accounts.toml",
+        &ACCOUNTS_TOML
+            .replace("production = \"core\"", "production = \"coer\"")
+            .replace("method = \"PUT\"", "method = \"PUTT\""),
+    );
+    dir.write(
+        "policies/gateway.toml",
+        &gateway_toml("http://127.0.0.1:9", "")
+            .replace("timeout = \"400ms\"", "timeot = \"400ms\""),
+    );
+    let out = tollgate(&["check", "--root", dir.root().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("--> policies/gateway.toml:25:1"), "{text}");
+    assert!(text.contains("= help: did you mean `timeout`?"), "{text}");
+    assert!(
+        text.contains("--> catalogue/accounts/accounts.toml:27:10"),
+        "{text}"
+    );
+    assert!(text.contains("= help: did you mean \"PUT\"?"), "{text}");
+    assert!(text.contains("25 | timeot = \"400ms\""), "{text}");
+    assert!(text.contains("2 errors"), "{text}");
+}
+
+#[test]
+fn schema_writes_editor_schemas() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = tollgate(&["schema", "--out", out_dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    for kind in ["gateway", "product"] {
+        let text =
+            std::fs::read_to_string(out_dir.path().join(format!("{kind}.schema.json"))).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+    }
+    let taplo = std::fs::read_to_string(out_dir.path().join("taplo.toml")).unwrap();
+    assert!(
+        taplo.contains("include = [\"catalogue/*/*.toml\"]"),
+        "{taplo}"
+    );
+    let one = tollgate(&["schema", "product"]);
+    assert!(String::from_utf8_lossy(&one.stdout).contains("\"routes\""));
+    assert!(!tollgate(&["schema", "nope"]).status.success());
+    let version = tollgate(&["--version"]);
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("tollgate "));
+}
+
+#[tokio::test]
+async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
+    let upstream = Upstream::start().await;
+    let dir = policy_set(&upstream.url());
+    dir.write(
+        "catalogue/gated/gated.toml",
+        r#"id = "gated"
+name = "Gated"
+version = "1.0.0"
+data_class = "public"
+[upstream]
+production = "core"
+[[routes]]
+id = "gated.get"
+method = "GET"
+path = "/v1/gated"
+upstream_path = "/gate"
+"#,
+    );
+    dir.write(
+        "policies/gateway.toml",
+        &gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\""),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--no-watch",
+            "--root",
+            dir.root().to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let log_reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == "listening" && v["listener"] == "public" {
+                    let _ = addr_tx.send(v["address"].as_str().unwrap().to_string());
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let addr: std::net::SocketAddr = addr_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("gateway started")
+        .parse()
+        .unwrap();
+    let client = TestClient::new(addr);
+
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move { client.get("api.test", "/v1/gated").await })
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "the request to reach the upstream",
+        || async { upstream.count() == 1 },
+    )
+    .await;
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for(Duration::from_secs(10), "the listener to close", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+
+    upstream.gate.add_permits(1);
+    let reply = in_flight.await.unwrap();
+    assert_eq!(
+        reply.status, 200,
+        "the in-flight request completed during the drain"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let logs = log_reader.join().unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("shutdown complete")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("\"route\":\"gated.get\"")),
+        "access log names the route: {logs:?}"
+    );
+}
