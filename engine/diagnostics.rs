@@ -64,7 +64,7 @@ pub struct Diagnostic {
     /// A stable machine-readable code, e.g. `unknown-key` or `missing-upstream`.
     pub code: &'static str,
     pub message: String,
-    pub location: Option<Location>,
+    pub location: Option<Box<Location>>,
     pub help: Option<String>,
     /// Secondary locations, e.g. the first definition of a duplicate.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -98,12 +98,7 @@ impl Diagnostic {
     }
 
     pub fn at(mut self, location: Location) -> Self {
-        self.location = Some(location);
-        self
-    }
-
-    pub fn at_opt(mut self, location: Option<Location>) -> Self {
-        self.location = location;
+        self.location = Some(Box::new(location));
         self
     }
 

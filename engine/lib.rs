@@ -6,6 +6,11 @@
 //! meets: `route`, `body`, `upstream`; `problem` maps every failure to RFC 9457.
 
 #![forbid(unsafe_code)]
+// Policy files and requests must never be able to crash the gateway.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod body;
 pub mod cli;

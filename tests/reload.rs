@@ -305,7 +305,7 @@ async fn reloading_under_load_loses_no_request() {
     for w in workers {
         w.await.unwrap();
     }
-    let failures = failures.lock().unwrap();
+    let failures = std::mem::take(&mut *failures.lock().unwrap());
     assert!(
         failures.is_empty(),
         "{} failed requests, e.g. {:?}",

@@ -85,6 +85,6 @@ mod tests {
         assert_eq!(date_to_days("1970-01-01"), Some(0));
         assert_eq!(date_to_days("2000-03-01"), Some(11_017));
         assert_eq!(date_to_days("2027-02-29"), None);
-        assert_eq!(date_to_days("2028-02-29").is_some(), true);
+        assert!(date_to_days("2028-02-29").is_some());
     }
 }
