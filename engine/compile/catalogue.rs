@@ -132,7 +132,9 @@ pub fn compile(
         }
     }
 
-    for unused in schemas.unused() {
+    // With errors, some products were not read, so their schemas would look unused.
+    let unused = if diags.has_errors() { Default::default() } else { schemas.unused() };
+    for unused in unused {
         diags.push(
             Diagnostic::warning(
                 "unused-schema",
