@@ -268,13 +268,18 @@ impl Pipeline {
         parts.version = Version::HTTP_11;
 
         let verdict = BodyVerdict::default();
-        let body = GuardedBody::new(
-            body,
-            limits.max_body,
-            limits.body_read_timeout,
-            verdict.clone(),
-        )
-        .boxed_unsync();
+        // A request with no body needs no guard (and no timer).
+        let body = if http_body::Body::is_end_stream(&body) {
+            crate::body::empty()
+        } else {
+            GuardedBody::new(
+                body,
+                limits.max_body,
+                limits.body_read_timeout,
+                verdict.clone(),
+            )
+            .boxed_unsync()
+        };
         match upstream.send(Request::from_parts(parts, body)).await {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
@@ -359,9 +364,26 @@ fn interaction_id(headers: &http::HeaderMap) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The `Date` header, formatted once per second per thread rather than per response.
 fn http_date() -> HeaderValue {
-    HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now()))
-        .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHED: RefCell<(u64, HeaderValue)> = RefCell::new((u64::MAX, HeaderValue::from_static("")));
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            let formatted = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+            *cached = (second, formatted);
+        }
+        cached.1.clone()
+    })
 }
 
 #[cfg(test)]

@@ -133,7 +133,11 @@ pub fn compile(
     }
 
     // With errors, some products were not read, so their schemas would look unused.
-    let unused = if diags.has_errors() { Default::default() } else { schemas.unused() };
+    let unused = if diags.has_errors() {
+        Default::default()
+    } else {
+        schemas.unused()
+    };
     for unused in unused {
         diags.push(
             Diagnostic::warning(
