@@ -199,11 +199,7 @@ impl Diagnostics {
     /// Sorted by file and position so output is stable across runs.
     pub fn sorted(mut self) -> Self {
         self.0.sort_by(|a, b| {
-            let key = |d: &Diagnostic| {
-                d.location
-                    .as_ref()
-                    .map(|l| (l.file.clone(), l.line, l.column))
-            };
+            let key = |d: &Diagnostic| d.location.as_ref().map(|l| (l.file.clone(), l.line, l.column));
             key(a).cmp(&key(b))
         });
         self
@@ -283,23 +279,10 @@ impl SourceFile {
             .get(line_index + 1)
             .map(|e| e - 1)
             .unwrap_or(self.text.len());
-        let line_text = self
-            .text
-            .get(line_start..line_end)
-            .unwrap_or("")
-            .trim_end_matches('\r');
-        let column = self
-            .text
-            .get(line_start..start)
-            .map(|s| s.chars().count())
-            .unwrap_or(0)
-            + 1;
+        let line_text = self.text.get(line_start..line_end).unwrap_or("").trim_end_matches('\r');
+        let column = self.text.get(line_start..start).map(|s| s.chars().count()).unwrap_or(0) + 1;
         let end = span.end.clamp(start, line_start + line_text.len());
-        let width = self
-            .text
-            .get(start..end)
-            .map(|s| s.chars().count())
-            .unwrap_or(1);
+        let width = self.text.get(start..end).map(|s| s.chars().count()).unwrap_or(1);
         Location {
             file: self.path.clone(),
             line: line_index + 1,
@@ -311,10 +294,7 @@ impl SourceFile {
 }
 
 /// The candidate closest to `name` by edit distance, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let threshold = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()

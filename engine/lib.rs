@@ -7,10 +7,7 @@
 
 #![forbid(unsafe_code)]
 // Policy files and requests must never be able to crash the gateway.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod body;
 pub mod cli;

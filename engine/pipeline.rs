@@ -9,9 +9,7 @@
 use crate::body::{Body, BodyFault, BodyVerdict, GuardedBody};
 use crate::policy::PolicyVersion;
 use crate::problem::Problem;
-use crate::route::{
-    is_safe_param, EnvMap, Environment, HostTable, PathTemplate, RouteMatch, Router,
-};
+use crate::route::{is_safe_param, EnvMap, Environment, HostTable, PathTemplate, RouteMatch, Router};
 use crate::upstream::headers::{self, X_FAPI_INTERACTION_ID};
 use crate::upstream::mock::MockResponse;
 use crate::upstream::{Upstream, UpstreamError};
@@ -142,10 +140,7 @@ impl Pipeline {
         let interaction_id = interaction_id(request.headers());
         let method = request.method().clone();
         let mut outcome = Outcome::default();
-        let mut response = match self
-            .serve(request, conn, &interaction_id, &mut outcome)
-            .await
-        {
+        let mut response = match self.serve(request, conn, &interaction_id, &mut outcome).await {
             Ok(response) => response,
             Err(problem) => {
                 outcome.problem = Some(problem.slug());
@@ -155,13 +150,7 @@ impl Pipeline {
         let headers = response.headers_mut();
         headers.insert(X_FAPI_INTERACTION_ID, interaction_id.clone());
         headers.insert(header::DATE, http_date());
-        self.log(
-            &method,
-            &outcome,
-            response.status().as_u16(),
-            &interaction_id,
-            started,
-        );
+        self.log(&method, &outcome, response.status().as_u16(), &interaction_id, started);
         response
     }
 
@@ -182,14 +171,9 @@ impl Pipeline {
         outcome.environment = Some(env);
         // A cheap clone (shared bytes) so the path parameters can outlive `request`.
         let uri = request.uri().clone();
-        let (route_id, params) = match self.routers[env.index()].find(request.method(), uri.path())
-        {
+        let (route_id, params) = match self.routers[env.index()].find(request.method(), uri.path()) {
             RouteMatch::Found { route, params } => (route, params),
-            RouteMatch::MethodNotAllowed { allow } => {
-                return Err(Problem::MethodNotAllowed {
-                    allow: allow.clone(),
-                })
-            }
+            RouteMatch::MethodNotAllowed { allow } => return Err(Problem::MethodNotAllowed { allow: allow.clone() }),
             RouteMatch::NotFound => return Err(Problem::RouteNotFound),
         };
         outcome.route = Some(route_id);
@@ -255,15 +239,8 @@ impl Pipeline {
             .uri(&path, parts.uri.query())
             .ok_or(Problem::InvalidPathParameter)?;
 
-        headers::to_upstream(
-            &mut parts.headers,
-            conn.remote.ip(),
-            conn.proto,
-            &upstream.host,
-        );
-        parts
-            .headers
-            .insert(X_FAPI_INTERACTION_ID, interaction_id.clone());
+        headers::to_upstream(&mut parts.headers, conn.remote.ip(), conn.proto, &upstream.host);
+        parts.headers.insert(X_FAPI_INTERACTION_ID, interaction_id.clone());
         parts.uri = uri;
         parts.version = Version::HTTP_11;
 
@@ -272,27 +249,16 @@ impl Pipeline {
         let body = if http_body::Body::is_end_stream(&body) {
             crate::body::empty()
         } else {
-            GuardedBody::new(
-                body,
-                limits.max_body,
-                limits.body_read_timeout,
-                verdict.clone(),
-            )
-            .boxed_unsync()
+            GuardedBody::new(body, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync()
         };
         match upstream.send(Request::from_parts(parts, body)).await {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 headers::from_upstream(&mut parts.headers);
-                Ok(Response::from_parts(
-                    parts,
-                    body.map_err(Into::into).boxed_unsync(),
-                ))
+                Ok(Response::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
             }
             Err(error) => Err(match (verdict.fault(), error) {
-                (Some(BodyFault::TooLarge), _) => Problem::PayloadTooLarge {
-                    limit: limits.max_body,
-                },
+                (Some(BodyFault::TooLarge), _) => Problem::PayloadTooLarge { limit: limits.max_body },
                 (Some(BodyFault::TooSlow), _) => Problem::RequestTimeout,
                 (None, UpstreamError::Connect) => Problem::UpstreamUnavailable,
                 (None, UpstreamError::Timeout) => Problem::UpstreamTimeout,
@@ -301,14 +267,7 @@ impl Pipeline {
         }
     }
 
-    fn log(
-        &self,
-        method: &Method,
-        outcome: &Outcome,
-        status: u16,
-        interaction_id: &HeaderValue,
-        started: Instant,
-    ) {
+    fn log(&self, method: &Method, outcome: &Outcome, status: u16, interaction_id: &HeaderValue, started: Instant) {
         let route = outcome.route.map(|r| &self.routes[r]);
         tracing::info!(
             target: "tollgate::access",
@@ -350,18 +309,13 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 /// The partner's `x-fapi-interaction-id` if it is a UUID, otherwise a fresh one.
 fn interaction_id(headers: &http::HeaderMap) -> HeaderValue {
     if let Some(given) = headers.get(X_FAPI_INTERACTION_ID) {
-        if given
-            .to_str()
-            .ok()
-            .is_some_and(|s| uuid::Uuid::try_parse(s).is_ok())
-        {
+        if given.to_str().ok().is_some_and(|s| uuid::Uuid::try_parse(s).is_ok()) {
             return given.clone();
         }
     }
     let id = uuid::Uuid::new_v4();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The `Date` header, formatted once per second per thread rather than per response.

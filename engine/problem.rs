@@ -96,15 +96,9 @@ impl Problem {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
             Problem::RequestTimeout => "The request body was not received in time.".into(),
-            Problem::UpstreamUnavailable => {
-                "The service behind this route could not be reached. Retry later.".into()
-            }
-            Problem::BadUpstreamResponse => {
-                "The service behind this route gave an invalid response.".into()
-            }
-            Problem::UpstreamTimeout => {
-                "The service behind this route did not answer in time.".into()
-            }
+            Problem::UpstreamUnavailable => "The service behind this route could not be reached. Retry later.".into(),
+            Problem::BadUpstreamResponse => "The service behind this route gave an invalid response.".into(),
+            Problem::UpstreamTimeout => "The service behind this route did not answer in time.".into(),
         }
     }
 
@@ -162,16 +156,10 @@ mod tests {
         let r = p.to_response("0b7c1c4e-7a53-4e55-8f43-8f0c1b1e2a10");
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[header::ALLOW], "GET, POST");
-        assert_eq!(
-            r.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
         let body = r.into_body().collect().await.unwrap().to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(
-            v["type"],
-            "https://tollgate.dev/problems/method-not-allowed"
-        );
+        assert_eq!(v["type"], "https://tollgate.dev/problems/method-not-allowed");
         assert_eq!(v["status"], 405);
         assert_eq!(v["interaction_id"], "0b7c1c4e-7a53-4e55-8f43-8f0c1b1e2a10");
     }

@@ -17,15 +17,8 @@ fn tollgate(args: &[&str]) -> std::process::Output {
 }
 
 fn check_json(root: &Path) -> (bool, serde_json::Value) {
-    let out = tollgate(&[
-        "check",
-        "--root",
-        root.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let doc: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("check --format json prints JSON");
+    let out = tollgate(&["check", "--root", root.to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check --format json prints JSON");
     assert_eq!(out.status.success(), doc["ok"] == true);
     (out.status.success(), doc)
 }
@@ -41,12 +34,7 @@ fn first_error(doc: &serde_json::Value) -> (String, String) {
     let loc = &d["location"];
     (
         d["code"].as_str().unwrap().to_string(),
-        format!(
-            "{}:{}:{}",
-            loc["file"].as_str().unwrap(),
-            loc["line"],
-            loc["column"]
-        ),
+        format!("{}:{}:{}", loc["file"].as_str().unwrap(), loc["line"], loc["column"]),
     )
 }
 
@@ -86,6 +74,20 @@ fn broken_policy_sets_name_the_right_location() {
             "policies/gateway.toml:18:12",
         ),
         (
+            "zero duration",
+            "policies/gateway.toml",
+            gateway.replace("body_read_timeout = \"300ms\"", "body_read_timeout = \"0s\""),
+            "invalid-duration",
+            "policies/gateway.toml:19:21",
+        ),
+        (
+            "header limit below hyper's minimum",
+            "policies/gateway.toml",
+            gateway.replace("[limits]\n", "[limits]\nmax_header = \"4KiB\"\n"),
+            "limit-too-small",
+            "policies/gateway.toml:18:14",
+        ),
+        (
             "missing upstream",
             "catalogue/accounts/accounts.toml",
             ACCOUNTS_TOML.replace("production = \"core\"", "production = \"coer\""),
@@ -112,10 +114,7 @@ fn broken_policy_sets_name_the_right_location() {
         (
             "JSON syntax",
             "catalogue/accounts/schemas/account-list.json",
-            ACCOUNT_LIST_SCHEMA.replace(
-                "\"required\": [\"accounts\"],",
-                "\"required\": [\"accounts\"],,",
-            ),
+            ACCOUNT_LIST_SCHEMA.replace("\"required\": [\"accounts\"],", "\"required\": [\"accounts\"],,"),
             "json-syntax",
             "catalogue/accounts/schemas/account-list.json:4:28",
         ),
@@ -159,18 +158,14 @@ fn every_error_is_reported_in_one_run_with_source_and_help() {
     );
     dir.write(
         "policies/gateway.toml",
-        &gateway_toml("http://127.0.0.1:9", "")
-            .replace("timeout = \"400ms\"", "timeot = \"400ms\""),
+        &gateway_toml("http://127.0.0.1:9", "").replace("timeout = \"400ms\"", "timeot = \"400ms\""),
     );
     let out = tollgate(&["check", "--root", dir.root().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("--> policies/gateway.toml:25:1"), "{text}");
     assert!(text.contains("= help: did you mean `timeout`?"), "{text}");
-    assert!(
-        text.contains("--> catalogue/accounts/accounts.toml:27:10"),
-        "{text}"
-    );
+    assert!(text.contains("--> catalogue/accounts/accounts.toml:27:10"), "{text}");
     assert!(text.contains("= help: did you mean \"PUT\"?"), "{text}");
     assert!(text.contains("25 | timeot = \"400ms\""), "{text}");
     assert!(text.contains("2 errors"), "{text}");
@@ -182,19 +177,12 @@ fn schema_writes_editor_schemas() {
     let out = tollgate(&["schema", "--out", out_dir.path().to_str().unwrap()]);
     assert!(out.status.success());
     for kind in ["gateway", "product"] {
-        let text =
-            std::fs::read_to_string(out_dir.path().join(format!("{kind}.schema.json"))).unwrap();
+        let text = std::fs::read_to_string(out_dir.path().join(format!("{kind}.schema.json"))).unwrap();
         let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(
-            schema["$schema"],
-            "https://json-schema.org/draft/2020-12/schema"
-        );
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
     }
     let taplo = std::fs::read_to_string(out_dir.path().join("taplo.toml")).unwrap();
-    assert!(
-        taplo.contains("include = [\"catalogue/*/*.toml\"]"),
-        "{taplo}"
-    );
+    assert!(taplo.contains("include = [\"catalogue/*/*.toml\"]"), "{taplo}");
     let one = tollgate(&["schema", "product"]);
     assert!(String::from_utf8_lossy(&one.stdout).contains("\"routes\""));
     assert!(!tollgate(&["schema", "nope"]).status.success());
@@ -208,18 +196,7 @@ async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
     let dir = policy_set(&upstream.url());
     dir.write(
         "catalogue/gated/gated.toml",
-        r#"id = "gated"
-name = "Gated"
-version = "1.0.0"
-data_class = "public"
-[upstream]
-production = "core"
-[[routes]]
-id = "gated.get"
-method = "GET"
-path = "/v1/gated"
-upstream_path = "/gate"
-"#,
+        &one_route_product("gated", "core", "/v1/gated", "/gate", ""),
     );
     dir.write(
         "policies/gateway.toml",
@@ -263,11 +240,9 @@ upstream_path = "/gate"
         let client = client.clone();
         tokio::spawn(async move { client.get("api.test", "/v1/gated").await })
     };
-    wait_for(
-        Duration::from_secs(10),
-        "the request to reach the upstream",
-        || async { upstream.count() == 1 },
-    )
+    wait_for(Duration::from_secs(10), "the request to reach the upstream", || async {
+        upstream.count() == 1
+    })
     .await;
 
     let killed = Command::new("kill")
@@ -282,19 +257,13 @@ upstream_path = "/gate"
 
     upstream.gate.add_permits(1);
     let reply = in_flight.await.unwrap();
-    assert_eq!(
-        reply.status, 200,
-        "the in-flight request completed during the drain"
-    );
+    assert_eq!(reply.status, 200, "the in-flight request completed during the drain");
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0));
     let logs = log_reader.join().unwrap();
-    assert!(
-        logs.iter().any(|l| l.contains("shutdown complete")),
-        "{logs:?}"
-    );
+    assert!(logs.iter().any(|l| l.contains("shutdown complete")), "{logs:?}");
     assert!(
         logs.iter().any(|l| l.contains("\"route\":\"gated.get\"")),
         "access log names the route: {logs:?}"

@@ -12,10 +12,9 @@ const SANDBOX: &str = "sandbox.test";
 
 #[tokio::test]
 async fn proxies_path_query_headers_and_body() {
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    let gw = start_gateway(&dir, false).await;
-    let client = TestClient::new(gw.address().unwrap());
+    let Harness {
+        upstream, gw, client, ..
+    } = Harness::start().await;
 
     let reply = client
         .request(
@@ -70,10 +69,9 @@ async fn proxies_path_query_headers_and_body() {
 
 #[tokio::test]
 async fn interaction_id_is_echoed_or_generated() {
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    let gw = start_gateway(&dir, false).await;
-    let client = TestClient::new(gw.address().unwrap());
+    let Harness {
+        upstream, gw, client, ..
+    } = Harness::start().await;
 
     let given = "4d8f9a52-6a1c-4c36-9a4b-0c5f2f6b7e11";
     let reply = client
@@ -86,10 +84,7 @@ async fn interaction_id_is_echoed_or_generated() {
         )
         .await;
     assert_eq!(reply.header("x-fapi-interaction-id"), Some(given));
-    assert_eq!(
-        upstream.requests()[0].headers["x-fapi-interaction-id"],
-        given
-    );
+    assert_eq!(upstream.requests()[0].headers["x-fapi-interaction-id"], given);
 
     let generated = client.get(PROD, "/v1/accounts").await;
     let id = generated.header("x-fapi-interaction-id").unwrap();
@@ -98,13 +93,7 @@ async fn interaction_id_is_echoed_or_generated() {
 
     // Errors carry it too, in the header and the problem body.
     let missing = client
-        .request(
-            Method::GET,
-            PROD,
-            "/v1/nope",
-            &[("x-fapi-interaction-id", given)],
-            b"",
-        )
+        .request(Method::GET, PROD, "/v1/nope", &[("x-fapi-interaction-id", given)], b"")
         .await;
     let doc = missing.assert_problem(404, "route-not-found");
     assert_eq!(doc["interaction_id"], given);
@@ -113,10 +102,9 @@ async fn interaction_id_is_echoed_or_generated() {
 
 #[tokio::test]
 async fn unknown_routes_methods_and_hosts_are_problems() {
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    let gw = start_gateway(&dir, false).await;
-    let client = TestClient::new(gw.address().unwrap());
+    let Harness {
+        upstream, gw, client, ..
+    } = Harness::start().await;
 
     client
         .get(PROD, "/v1/cards")
@@ -145,39 +133,27 @@ async fn unknown_routes_methods_and_hosts_are_problems() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_declared_or_streamed() {
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    let gw = start_gateway(&dir, false).await;
-    let client = TestClient::new(gw.address().unwrap());
+    let Harness { gw, client, .. } = Harness::start().await;
 
     let big = vec![b'x'; 64 * 1024 + 1];
-    let reply = client
-        .request(Method::PUT, PROD, "/v1/accounts/ACC-1", &[], &big)
-        .await;
+    let reply = client.request(Method::PUT, PROD, "/v1/accounts/ACC-1", &[], &big).await;
     let doc = reply.assert_problem(413, "payload-too-large");
     assert!(doc["detail"].as_str().unwrap().contains("65536"));
 
     // Chunked, with no Content-Length: the limit is enforced as bytes arrive.
     let addr = gw.address().unwrap();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head =
-        "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\n\r\n";
+    let head = "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     let chunk = vec![b'y'; 16 * 1024];
     for _ in 0..5 {
-        let _ = stream
-            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-            .await;
+        let _ = stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await;
         let _ = stream.write_all(&chunk).await;
         let _ = stream.write_all(b"\r\n").await;
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.read_to_end(&mut response),
-    )
-    .await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("payload-too-large"), "{text}");
@@ -188,45 +164,23 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
 async fn upstream_failures_are_502_and_504_without_internals() {
     let garbage = garbage_upstream().await;
     let refused = refused_address().await;
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    let extra = format!(
-        "\n[upstreams.garbled]\nurl = \"http://{garbage}\"\n\n[upstreams.gone]\nurl = \"http://{refused}\"\n"
-    );
-    dir.write(
-        "policies/gateway.toml",
-        &gateway_toml(&upstream.url(), &extra),
-    );
-    dir.write(
-        "catalogue/broken/broken.toml",
-        r#"id = "broken"
-name = "Broken backends"
-version = "1.0.0"
-data_class = "public"
-[upstream]
-production = "garbled"
-[[routes]]
-id = "broken.garbled"
-method = "GET"
-path = "/v1/garbled"
-"#,
-    );
-    dir.write(
-        "catalogue/broken/gone.toml",
-        r#"id = "gone"
-name = "Unreachable backend"
-version = "1.0.0"
-data_class = "public"
-[upstream]
-production = "gone"
-[[routes]]
-id = "gone.get"
-method = "GET"
-path = "/v1/gone"
-"#,
-    );
-    let gw = start_gateway(&dir, false).await;
-    let client = TestClient::new(gw.address().unwrap());
+    let Harness {
+        dir, gw, client, admin, ..
+    } = Harness::start_with(false, |dir, upstream| {
+        let extra = format!(
+            "\n[upstreams.garbled]\nurl = \"http://{garbage}\"\n\n[upstreams.gone]\nurl = \"http://{refused}\"\n"
+        );
+        dir.write("policies/gateway.toml", &gateway_toml(&upstream.url(), &extra));
+        dir.write(
+            "catalogue/broken/broken.toml",
+            &one_route_product("garbled", "garbled", "/v1/garbled", "/x", ""),
+        );
+        dir.write(
+            "catalogue/broken/gone.toml",
+            &one_route_product("gone", "gone", "/v1/gone", "/x", ""),
+        );
+    })
+    .await;
 
     for (path, status, slug) in [
         ("/v1/garbled", 502, "bad-upstream-response"),
@@ -247,19 +201,11 @@ path = "/v1/gone"
     }
 
     // upstream timeout is 400ms; /slow answers after 3s.
-    let slow = r#"id = "slow"
-name = "Slow"
-version = "1.0.0"
-data_class = "public"
-[upstream]
-production = "core"
-[[routes]]
-id = "slow.get"
-method = "GET"
-path = "/v1/slow"
-"#;
-    dir.write("catalogue/slow/slow.toml", slow);
-    let report = admin_reload(&gw).await;
+    dir.write(
+        "catalogue/slow/slow.toml",
+        &one_route_product("slow", "core", "/v1/slow", "/slow", ""),
+    );
+    let report = admin_reload(&admin).await;
     assert_eq!(report["outcome"], "applied", "{report}");
     client
         .get(PROD, "/v1/slow")
@@ -268,38 +214,22 @@ path = "/v1/slow"
     gw.shutdown().await;
 }
 
-async fn admin_reload(gw: &tollgate::server::Server) -> serde_json::Value {
-    let admin = TestClient::new(gw.admin);
-    admin
-        .request(Method::POST, "localhost", "/admin/reload", &[], b"")
-        .await
-        .json()
-}
-
 #[tokio::test]
 async fn sandbox_is_answered_by_the_mock_from_schema_examples() {
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    let gw = start_gateway(&dir, false).await;
-    let client = TestClient::new(gw.address().unwrap());
+    let Harness {
+        upstream, gw, client, ..
+    } = Harness::start().await;
 
     let reply = client.get(SANDBOX, "/v1/accounts").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(
-        reply.json(),
-        serde_json::json!({"accounts": [{"id": "ACC-MOCK-1"}]})
-    );
+    assert_eq!(reply.json(), serde_json::json!({"accounts": [{"id": "ACC-MOCK-1"}]}));
     let put = client
         .request(Method::PUT, SANDBOX, "/v1/accounts/A1", &[], b"{}")
         .await;
     assert_eq!(put.status, 204);
     assert!(put.body.is_empty());
-    assert_eq!(
-        upstream.count(),
-        0,
-        "the sandbox never reached the production upstream"
-    );
+    assert_eq!(upstream.count(), 0, "the sandbox never reached the production upstream");
     gw.shutdown().await;
 }
 
@@ -319,49 +249,22 @@ async fn cleartext_http2_is_served() {
 
 #[tokio::test]
 async fn product_lifecycle_headers_and_retirement() {
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    dir.write(
-        "catalogue/legacy/old.toml",
-        r#"id = "old"
-name = "Old statements"
-version = "0.9.0"
-status = "deprecated"
-deprecated_since = "2026-09-01"
-sunset = "2027-03-31"
-data_class = "pii"
-[upstream]
-production = "core"
-[[routes]]
-id = "old.statements"
-method = "GET"
-path = "/v0/statements"
-"#,
-    );
-    dir.write(
-        "catalogue/legacy/gone.toml",
-        r#"id = "ancient"
-name = "Ancient"
-version = "0.1.0"
-status = "retired"
-data_class = "public"
-[upstream]
-production = "core"
-[[routes]]
-id = "ancient.get"
-method = "GET"
-path = "/v0/ancient"
-"#,
-    );
-    let gw = start_gateway(&dir, false).await;
-    let client = TestClient::new(gw.address().unwrap());
+    let Harness { gw, client, .. } = Harness::start_with(false, |dir, _| {
+        let lifecycle = "status = \"deprecated\"\ndeprecated_since = \"2026-09-01\"\nsunset = \"2027-03-31\"";
+        dir.write(
+            "catalogue/legacy/old.toml",
+            &one_route_product("old", "core", "/v0/statements", "/stmts", lifecycle),
+        );
+        dir.write(
+            "catalogue/legacy/gone.toml",
+            &one_route_product("ancient", "core", "/v0/ancient", "/x", "status = \"retired\""),
+        );
+    })
+    .await;
     let reply = client.get(PROD, "/v0/statements").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("deprecation"), Some("@1788220800"));
-    assert_eq!(
-        reply.header("sunset"),
-        Some("Wed, 31 Mar 2027 00:00:00 GMT")
-    );
+    assert_eq!(reply.header("sunset"), Some("Wed, 31 Mar 2027 00:00:00 GMT"));
     client
         .get(PROD, "/v0/ancient")
         .await
@@ -381,13 +284,10 @@ async fn a_stalled_request_body_gets_408_and_huge_headers_are_refused() {
     let head = "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ncontent-length: 100\r\n\r\n0123456789";
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut response = vec![0u8; 4096];
-    let n = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.read(&mut response),
-    )
-    .await
-    .expect("the gateway answers a stalled client")
-    .unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut response))
+        .await
+        .expect("the gateway answers a stalled client")
+        .unwrap();
     let text = String::from_utf8_lossy(&response[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request-timeout"), "{text}");
@@ -400,11 +300,7 @@ async fn a_stalled_request_body_gets_408_and_huge_headers_are_refused() {
     );
     let _ = stream.write_all(huge.as_bytes()).await;
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.read_to_end(&mut response),
-    )
-    .await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
     gw.shutdown().await;

@@ -61,8 +61,7 @@ async fn edits_are_served_broken_edits_rejected_and_fixes_applied() {
     assert_ne!(s["policy_version"]["sha256"], first_version.as_str());
 
     // A broken edit is rejected whole; the last good policy keeps serving.
-    let broken = cards_product("/v1/cards")
-        .replace("method = \"GET\"", "method = \"GET\"\nupstream = \"core\"");
+    let broken = cards_product("/v1/cards").replace("method = \"GET\"", "method = \"GET\"\nupstream = \"core\"");
     dir.write("catalogue/cards/cards.toml", &broken);
     wait_for(WAIT, "the broken edit to be rejected", || async {
         status(&admin).await["last_reload"]["outcome"] == "rejected"
@@ -153,9 +152,7 @@ async fn admin_reload_reports_outcomes_and_refuses_listener_changes() {
     assert_eq!(s["products"], 2);
     assert_eq!(s["routes"]["production"], 5);
     assert!(s["loaded_at"].as_str().unwrap().ends_with('Z'));
-    admin
-        .request(Method::GET, "localhost", "/admin/reload", &[], b"")
-        .await;
+    admin.request(Method::GET, "localhost", "/admin/reload", &[], b"").await;
     assert_eq!(admin.get("localhost", "/admin/nope").await.status, 404);
     gw.shutdown().await;
 }
@@ -180,22 +177,10 @@ async fn in_flight_requests_finish_on_the_pipeline_they_started_on() {
     let dir = policy_set(&upstream.url());
     dir.write(
         "catalogue/gated/gated.toml",
-        r#"id = "gated"
-name = "Gated"
-version = "1.0.0"
-data_class = "public"
-[upstream]
-production = "core"
-[[routes]]
-id = "gated.get"
-method = "GET"
-path = "/v1/gated"
-upstream_path = "/gate/old"
-"#,
+        &one_route_product("gated", "core", "/v1/gated", "/gate/old", ""),
     );
     // A long upstream timeout so the gate, not the timeout, decides.
-    let gateway =
-        gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\"");
+    let gateway = gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\"");
     dir.write("policies/gateway.toml", &gateway);
     let gw = start_gateway(&dir, false).await;
     let client = TestClient::new(gw.address().unwrap());
@@ -262,10 +247,7 @@ async fn reloading_under_load_loses_no_request() {
                     Ok(reply) if reply.status == 200 => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(reply) => failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("status {}", reply.status)),
+                    Ok(reply) => failures.lock().unwrap().push(format!("status {}", reply.status)),
                     Err(e) => failures.lock().unwrap().push(e),
                 }
             }
@@ -281,10 +263,7 @@ async fn reloading_under_load_loses_no_request() {
         })
         .await;
         let before_version = status(&admin).await["policy_version"]["sha256"].clone();
-        let product = ACCOUNTS_TOML.replace(
-            "name = \"Accounts\"",
-            &format!("name = \"Accounts r{round}\""),
-        );
+        let product = ACCOUNTS_TOML.replace("name = \"Accounts\"", &format!("name = \"Accounts r{round}\""));
         dir.write("catalogue/accounts/accounts.toml", &product);
         if round % 2 == 0 {
             // The watcher may apply it first; then the admin reload finds it unchanged.
@@ -312,9 +291,6 @@ async fn reloading_under_load_loses_no_request() {
         failures.len(),
         failures.first()
     );
-    assert!(
-        ok.load(Ordering::Relaxed) > 200,
-        "load was too light to mean anything"
-    );
+    assert!(ok.load(Ordering::Relaxed) > 200, "load was too light to mean anything");
     gw.shutdown().await;
 }

@@ -24,9 +24,7 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A complete body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// An empty body.
@@ -98,10 +96,7 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -109,9 +104,7 @@ where
                     this.seen += data.len() as u64;
                     if this.seen > this.limit {
                         this.verdict.set(BodyFault::TooLarge);
-                        return Poll::Ready(Some(Err(Box::new(GuardError(
-                            "exceeds the size limit",
-                        )))));
+                        return Poll::Ready(Some(Err(Box::new(GuardError("exceeds the size limit")))));
                     }
                 }
                 let deadline = Instant::now() + this.idle;
@@ -202,12 +195,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fails_a_stalled_client() {
         let verdict = BodyVerdict::default();
-        let body = GuardedBody::new(
-            chunks(&[b"abc"], true),
-            100,
-            Duration::from_secs(2),
-            verdict.clone(),
-        );
+        let body = GuardedBody::new(chunks(&[b"abc"], true), 100, Duration::from_secs(2), verdict.clone());
         assert!(body.collect().await.is_err());
         assert_eq!(verdict.fault(), Some(BodyFault::TooSlow));
     }

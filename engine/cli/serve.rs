@@ -5,16 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn run(
-    root: PathBuf,
-    listen: Option<SocketAddr>,
-    admin: Option<SocketAddr>,
-    watch: bool,
-) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+pub fn run(root: PathBuf, listen: Option<SocketAddr>, admin: Option<SocketAddr>, watch: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

@@ -47,8 +47,11 @@ impl<'a> SchemaFiles<'a> {
     ) -> Result<Option<Arc<BodySchema>>, Diagnostic> {
         let path = normalize(&dir.join(reference));
         if !path.starts_with(crate::policy::CATALOGUE_DIR) {
-            return Err(Diagnostic::error("schema-outside-catalogue", format!("`{reference}` points outside the catalogue"))
-                .help("keep body schemas in catalogue/<domain>/schemas/ and refer to them as \"schemas/<file>.json\""));
+            return Err(Diagnostic::error(
+                "schema-outside-catalogue",
+                format!("`{reference}` points outside the catalogue"),
+            )
+            .help("keep body schemas in catalogue/<domain>/schemas/ and refer to them as \"schemas/<file>.json\""));
         }
         if let Some(found) = self.cache.get(&path) {
             return Ok(found.clone());
@@ -69,10 +72,7 @@ impl<'a> SchemaFiles<'a> {
                 .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()))
                 .collect();
             let help = match did_you_mean(&file_name, siblings.iter().map(String::as_str)) {
-                Some(s) => format!(
-                    "did you mean `{}`?",
-                    Path::new(reference).with_file_name(s).display()
-                ),
+                Some(s) => format!("did you mean `{}`?", Path::new(reference).with_file_name(s).display()),
                 None => format!(
                     "create `{}`, or fix the path (it is relative to the product file)",
                     path.display()
@@ -130,10 +130,7 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
         diags.push(
             Diagnostic::error(
                 "invalid-schema",
-                format!(
-                    "{} is not valid JSON Schema: {error}",
-                    describe_pointer(&pointer)
-                ),
+                format!("{} is not valid JSON Schema: {error}", describe_pointer(&pointer)),
             )
             .at(doc.value_location(&pointer))
             .help("see https://json-schema.org/draft/2020-12/json-schema-validation"),
@@ -162,9 +159,12 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
                 valid = false;
                 let pointer = format!("/examples/{i}{}", error.instance_path().as_str());
                 diags.push(
-                    Diagnostic::error("invalid-example", format!("example {i} does not match its own schema: {error}"))
-                        .at(doc.value_location(&pointer))
-                        .help("fix the example or the schema; the sandbox mock answers partners with these examples"),
+                    Diagnostic::error(
+                        "invalid-example",
+                        format!("example {i} does not match its own schema: {error}"),
+                    )
+                    .at(doc.value_location(&pointer))
+                    .help("fix the example or the schema; the sandbox mock answers partners with these examples"),
                 );
             }
             if valid && example.is_none() {

@@ -38,11 +38,7 @@ impl Origin<'_> {
     }
 }
 
-pub fn compile(
-    set: &PolicySet,
-    gateway: Option<&GatewayParts>,
-    diags: &mut Diagnostics,
-) -> CatalogueParts {
+pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diagnostics) -> CatalogueParts {
     let mut schemas = SchemaFiles::new(set);
     let mut products = Vec::new();
     let mut routes = Vec::new();
@@ -71,34 +67,21 @@ pub fn compile(
         let targets = product_targets(loaded, gateway, diags);
 
         for (index, raw_route) in raw.routes.iter().enumerate() {
-            let origin = Origin {
-                product: loaded,
-                index,
-            };
+            let origin = Origin { product: loaded, index };
             if let Some(first) = route_ids.get(raw_route.id.as_str()) {
                 diags.push(
-                    Diagnostic::error("duplicate-route", format!("route id `{}` is declared twice", raw_route.id))
-                        .at(origin.at("id"))
-                        .note("first declared here", Some(first.at("id")))
-                        .help("route ids are unique across the catalogue: counters, usage and audit are keyed by them"),
+                    Diagnostic::error(
+                        "duplicate-route",
+                        format!("route id `{}` is declared twice", raw_route.id),
+                    )
+                    .at(origin.at("id"))
+                    .note("first declared here", Some(first.at("id")))
+                    .help("route ids are unique across the catalogue: counters, usage and audit are keyed by them"),
                 );
                 continue;
             }
-            route_ids.insert(
-                &raw_route.id,
-                Origin {
-                    product: loaded,
-                    index,
-                },
-            );
-            let Some(plan) = route_plan(
-                raw_route,
-                product_index,
-                &origin,
-                &targets,
-                &mut schemas,
-                diags,
-            ) else {
+            route_ids.insert(&raw_route.id, Origin { product: loaded, index });
+            let Some(plan) = route_plan(raw_route, product_index, &origin, &targets, &mut schemas, diags) else {
                 continue;
             };
             let route_id = routes.len();
@@ -180,22 +163,16 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
     let since = date("deprecated_since", &raw.deprecated_since, diags);
     if since.is_some() && status != ProductStatus::Deprecated {
         diags.push(
-            Diagnostic::error(
-                "lifecycle",
-                "deprecated_since is set but the product is not deprecated",
-            )
-            .at(doc.value_location("/deprecated_since"))
-            .help("set status = \"deprecated\", or remove deprecated_since"),
+            Diagnostic::error("lifecycle", "deprecated_since is set but the product is not deprecated")
+                .at(doc.value_location("/deprecated_since"))
+                .help("set status = \"deprecated\", or remove deprecated_since"),
         );
     }
     if status == ProductStatus::Deprecated && since.is_none() {
         diags.push(
             Diagnostic::warning(
                 "lifecycle",
-                format!(
-                    "product `{}` is deprecated but does not say since when",
-                    raw.id
-                ),
+                format!("product `{}` is deprecated but does not say since when", raw.id),
             )
             .at(doc.value_location("/status"))
             .help("add deprecated_since = \"YYYY-MM-DD\" so partners receive a Deprecation header"),
@@ -204,12 +181,9 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
     if let (Some(since), Some(sunset)) = (since, sunset) {
         if sunset < since {
             diags.push(
-                Diagnostic::error(
-                    "lifecycle",
-                    "the sunset date is before the deprecation date",
-                )
-                .at(doc.value_location("/sunset"))
-                .help("a product is deprecated first and sunset later"),
+                Diagnostic::error("lifecycle", "the sunset date is before the deprecation date")
+                    .at(doc.value_location("/sunset"))
+                    .help("a product is deprecated first and sunset later"),
             );
         }
     }
@@ -219,8 +193,7 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
         }
     }
     if let Some(days) = sunset {
-        let when =
-            UNIX_EPOCH + Duration::from_secs(u64::try_from(days.max(0) * 86_400).unwrap_or(0));
+        let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(days.max(0) * 86_400).unwrap_or(0));
         if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(when)) {
             lifecycle_headers.push((HeaderName::from_static("sunset"), value));
         }
@@ -279,15 +252,12 @@ fn product_targets(
         match gateway.upstream_index.get(name) {
             Some(index) => targets.set(env, ProductTarget::Upstream(*index)),
             None => diags.push(
-                Diagnostic::error(
-                    "missing-upstream",
-                    format!("upstream `{name}` is not declared"),
-                )
-                .at(doc.value_location(&pointer))
-                .help(suggest_upstream(
-                    name,
-                    gateway.upstream_index.keys().map(String::as_str),
-                )),
+                Diagnostic::error("missing-upstream", format!("upstream `{name}` is not declared"))
+                    .at(doc.value_location(&pointer))
+                    .help(suggest_upstream(
+                        name,
+                        gateway.upstream_index.keys().map(String::as_str),
+                    )),
             ),
         }
         if !gateway.environments[env.index()] {
@@ -349,10 +319,7 @@ fn route_plan(
         }
     });
     let dir = &origin.product.dir;
-    let mut schema = |key: &str,
-                      reference: &Option<String>,
-                      diags: &mut Diagnostics|
-     -> Option<Arc<BodySchema>> {
+    let mut schema = |key: &str, reference: &Option<String>, diags: &mut Diagnostics| -> Option<Arc<BodySchema>> {
         let reference = reference.as_deref()?;
         match schemas.get(dir, reference, diags) {
             Ok(found) => found,
@@ -369,20 +336,15 @@ fn route_plan(
     for env in Environment::ALL {
         match targets.get(env) {
             None => {}
-            Some(ProductTarget::Upstream(index)) => {
-                route_targets.set(env, Target::Upstream(*index))
-            }
+            Some(ProductTarget::Upstream(index)) => route_targets.set(env, Target::Upstream(*index)),
             Some(ProductTarget::Mock) => {
-                let status =
-                    StatusCode::from_u16(raw.mock_status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+                let status = StatusCode::from_u16(raw.mock_status.unwrap_or(200)).unwrap_or(StatusCode::OK);
                 let example = response_schema.as_ref().and_then(|s| s.example.clone());
                 let body = match (status == StatusCode::NO_CONTENT, example) {
                     (true, _) => Bytes::new(),
                     (false, Some(example)) => example,
                     // A broken schema reference is already reported; don't pile on.
-                    (false, None) if raw.response_schema.is_some() && response_schema.is_none() => {
-                        continue
-                    }
+                    (false, None) if raw.response_schema.is_some() && response_schema.is_none() => continue,
                     (false, None) => {
                         let why = if raw.response_schema.is_none() {
                             "it has no response_schema"
@@ -390,9 +352,12 @@ fn route_plan(
                             "its response schema has no valid example"
                         };
                         diags.push(
-                            Diagnostic::error("mock-without-example", format!("route `{}` is mocked in the sandbox but {why}", raw.id))
-                                .at(origin.at("id"))
-                                .help("add a response_schema with an \"examples\" array, or set mock_status = 204"),
+                            Diagnostic::error(
+                                "mock-without-example",
+                                format!("route `{}` is mocked in the sandbox but {why}", raw.id),
+                            )
+                            .at(origin.at("id"))
+                            .help("add a response_schema with an \"examples\" array, or set mock_status = 204"),
                         );
                         continue;
                     }

@@ -25,11 +25,7 @@ pub struct GatewayParts {
     pub environments: [bool; 2],
 }
 
-pub fn compile(
-    loaded: &Loaded<RawGateway>,
-    clients: &ClientCache,
-    diags: &mut Diagnostics,
-) -> Option<GatewayParts> {
+pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut Diagnostics) -> Option<GatewayParts> {
     let raw = &loaded.raw;
     let doc = &loaded.doc;
     let errors_before = diags.error_count();
@@ -52,28 +48,20 @@ pub fn compile(
                 .help("give each listener its own name"),
             );
         }
-        let Some(address) = parse_address(
-            &listener.address,
-            &format!("/listeners/{i}/address"),
-            loaded,
-            diags,
-        ) else {
+        let Some(address) = parse_address(&listener.address, &format!("/listeners/{i}/address"), loaded, diags) else {
             continue;
         };
         // Port 0 asks the OS for any free port, so it never collides.
         let fixed_port = address.port() != 0;
         if let Some(first) = seen_addresses.insert(address, i).filter(|_| fixed_port) {
             diags.push(
-                Diagnostic::error(
-                    "duplicate-listener",
-                    format!("two listeners bind {address}"),
-                )
-                .at(doc.value_location(&format!("/listeners/{i}/address")))
-                .note(
-                    "first bound here",
-                    Some(doc.value_location(&format!("/listeners/{first}/address"))),
-                )
-                .help("each listener needs its own address and port"),
+                Diagnostic::error("duplicate-listener", format!("two listeners bind {address}"))
+                    .at(doc.value_location(&format!("/listeners/{i}/address")))
+                    .note(
+                        "first bound here",
+                        Some(doc.value_location(&format!("/listeners/{first}/address"))),
+                    )
+                    .help("each listener needs its own address and port"),
             );
         }
         listeners.push(ListenerSettings {
@@ -95,9 +83,7 @@ pub fn compile(
                     ),
                 )
                 .at(doc.value_location("/admin/address"))
-                .help(
-                    "the admin listener must be separate from partner traffic; pick another port",
-                ),
+                .help("the admin listener must be separate from partner traffic; pick another port"),
             );
         }
         if !admin.ip().is_loopback() {
@@ -114,10 +100,7 @@ pub fn compile(
     let mut host_origin: HashMap<String, String> = HashMap::new();
     let declared: [(Environment, Option<&RawEnvironment>); 2] = [
         (Environment::Sandbox, raw.environments.sandbox.as_ref()),
-        (
-            Environment::Production,
-            raw.environments.production.as_ref(),
-        ),
+        (Environment::Production, raw.environments.production.as_ref()),
     ];
     for (env, environment) in declared {
         let Some(environment) = environment else {
@@ -129,10 +112,15 @@ pub fn compile(
             if let Some(previous) = hosts.insert(host.clone(), env) {
                 let first = host_origin.get(host).cloned().unwrap_or_default();
                 diags.push(
-                    Diagnostic::error("duplicate-host", format!("host `{host}` is listed for {} and {}", previous.as_str(), env.as_str()))
-                        .at(doc.value_location(&pointer))
-                        .note("first listed here", Some(doc.value_location(&first)))
-                        .help("a host serves exactly one environment, so sandbox and production credentials can never cross"),
+                    Diagnostic::error(
+                        "duplicate-host",
+                        format!("host `{host}` is listed for {} and {}", previous.as_str(), env.as_str()),
+                    )
+                    .at(doc.value_location(&pointer))
+                    .note("first listed here", Some(doc.value_location(&first)))
+                    .help(
+                        "a host serves exactly one environment, so sandbox and production credentials can never cross",
+                    ),
                 );
             }
             host_origin.insert(host.clone(), pointer);
@@ -144,10 +132,7 @@ pub fn compile(
     let mut upstreams = Vec::new();
     let mut upstream_index = HashMap::new();
     for (name, upstream) in &raw.upstreams {
-        let base = format!(
-            "/upstreams/{}",
-            crate::policy::document::escape_pointer(name)
-        );
+        let base = format!("/upstreams/{}", crate::policy::document::escape_pointer(name));
         let uri: Option<Uri> = upstream
             .url
             .parse()
@@ -155,33 +140,24 @@ pub fn compile(
             .filter(|u: &Uri| u.authority().is_some() && u.query().is_none());
         let Some(uri) = uri else {
             diags.push(
-                Diagnostic::error(
-                    "invalid-url",
-                    format!("`{}` is not a valid upstream URL", upstream.url),
-                )
-                .at(doc.value_location(&format!("{base}/url")))
-                .help("write http://host:port/optional-prefix"),
+                Diagnostic::error("invalid-url", format!("`{}` is not a valid upstream URL", upstream.url))
+                    .at(doc.value_location(&format!("{base}/url")))
+                    .help("write http://host:port/optional-prefix"),
             );
             continue;
         };
-        let duration =
-            |key: &str, value: &Option<String>, default: u64, diags: &mut Diagnostics| {
-                positive_duration(
-                    value.as_deref(),
-                    Duration::from_millis(default),
-                    &format!("{base}/{key}"),
-                    loaded,
-                    diags,
-                )
-            };
+        let duration = |key: &str, value: &Option<String>, default: u64, diags: &mut Diagnostics| {
+            positive_duration(
+                value.as_deref(),
+                Duration::from_millis(default),
+                &format!("{base}/{key}"),
+                loaded,
+                diags,
+            )
+        };
         let pool = PoolSettings {
             connect_timeout: duration("connect_timeout", &upstream.connect_timeout, 2_000, diags),
-            idle_timeout: duration(
-                "pool_idle_timeout",
-                &upstream.pool_idle_timeout,
-                90_000,
-                diags,
-            ),
+            idle_timeout: duration("pool_idle_timeout", &upstream.pool_idle_timeout, 90_000, diags),
             max_idle: upstream.pool_max_idle.unwrap_or(64),
         };
         let timeout = duration("timeout", &upstream.timeout, 15_000, diags);
@@ -191,11 +167,8 @@ pub fn compile(
                 upstreams.push(compiled);
             }
             None => diags.push(
-                Diagnostic::error(
-                    "invalid-url",
-                    format!("`{}` is not a valid upstream URL", upstream.url),
-                )
-                .at(doc.value_location(&format!("{base}/url"))),
+                Diagnostic::error("invalid-url", format!("`{}` is not a valid upstream URL", upstream.url))
+                    .at(doc.value_location(&format!("{base}/url"))),
             ),
         }
     }
@@ -205,11 +178,7 @@ pub fn compile(
     }
     Some(GatewayParts {
         settings: Settings {
-            name: raw
-                .gateway
-                .name
-                .clone()
-                .unwrap_or_else(|| "tollgate".to_string()),
+            name: raw.gateway.name.clone().unwrap_or_else(|| "tollgate".to_string()),
             listeners,
             admin: admin?,
             limits,
@@ -232,19 +201,16 @@ fn compile_limits(loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Limit
     );
     if max_header < MIN_HEADER_BYTES {
         diags.push(
-            Diagnostic::error("limit-too-small", format!("max_header must be at least 8KiB, found {max_header} bytes"))
-                .at(loaded.doc.value_location("/limits/max_header"))
-                .help("write \"8KiB\" or more; clients send cookies and tracing headers that need the room"),
+            Diagnostic::error(
+                "limit-too-small",
+                format!("max_header must be at least 8KiB, found {max_header} bytes"),
+            )
+            .at(loaded.doc.value_location("/limits/max_header"))
+            .help("write \"8KiB\" or more; clients send cookies and tracing headers that need the room"),
         );
     }
     Limits {
-        max_body: size(
-            raw.max_body.as_deref(),
-            1024 * 1024,
-            "/limits/max_body",
-            loaded,
-            diags,
-        ),
+        max_body: size(raw.max_body.as_deref(), 1024 * 1024, "/limits/max_body", loaded, diags),
         max_header: usize::try_from(max_header).unwrap_or(usize::MAX),
         header_read_timeout: positive_duration(
             raw.header_read_timeout.as_deref(),
@@ -289,6 +255,24 @@ fn parse_address(
     }
 }
 
+/// How a unit value is described in a diagnostic.
+struct Unit {
+    code: &'static str,
+    noun: &'static str,
+    example: &'static str,
+}
+
+const DURATION: Unit = Unit {
+    code: "invalid-duration",
+    noun: "duration",
+    example: "\"500ms\" or \"10s\"",
+};
+const SIZE: Unit = Unit {
+    code: "invalid-size",
+    noun: "size",
+    example: "\"64KiB\" or \"1MiB\"",
+};
+
 fn positive_duration(
     text: Option<&str>,
     default: Duration,
@@ -296,38 +280,34 @@ fn positive_duration(
     loaded: &Loaded<RawGateway>,
     diags: &mut Diagnostics,
 ) -> Duration {
-    let Some(text) = text else { return default };
-    match units::duration(text) {
-        Some(d) if !d.is_zero() => d,
-        _ => {
-            diags.push(
-                Diagnostic::error(
-                    "invalid-duration",
-                    format!("`{text}` is not a usable duration"),
-                )
-                .at(loaded.doc.value_location(pointer))
-                .help("write a positive whole number with a unit, e.g. \"500ms\" or \"10s\""),
-            );
-            default
-        }
-    }
+    positive(text, default, units::duration, &DURATION, pointer, loaded, diags)
 }
 
-fn size(
+fn size(text: Option<&str>, default: u64, pointer: &str, loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> u64 {
+    positive(text, default, units::size, &SIZE, pointer, loaded, diags)
+}
+
+/// A positive value written with a unit, or `default` when the key is absent.
+fn positive<T: Default + PartialEq>(
     text: Option<&str>,
-    default: u64,
+    default: T,
+    parse: fn(&str) -> Option<T>,
+    unit: &Unit,
     pointer: &str,
     loaded: &Loaded<RawGateway>,
     diags: &mut Diagnostics,
-) -> u64 {
+) -> T {
     let Some(text) = text else { return default };
-    match units::size(text) {
-        Some(s) if s > 0 => s,
+    match parse(text) {
+        Some(value) if value != T::default() => value,
         _ => {
             diags.push(
-                Diagnostic::error("invalid-size", format!("`{text}` is not a usable size"))
+                Diagnostic::error(unit.code, format!("`{text}` is not a usable {}", unit.noun))
                     .at(loaded.doc.value_location(pointer))
-                    .help("write a positive whole number with a unit, e.g. \"64KiB\" or \"1MiB\""),
+                    .help(format!(
+                        "write a positive whole number with a unit, e.g. {}",
+                        unit.example
+                    )),
             );
             default
         }
@@ -340,8 +320,7 @@ pub fn suggest_upstream<'a>(name: &str, known: impl IntoIterator<Item = &'a str>
     match did_you_mean(name, known.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None if known.is_empty() => {
-            "gateway.toml declares no [upstreams]; add one, or use \"mock\" in the sandbox"
-                .to_string()
+            "gateway.toml declares no [upstreams]; add one, or use \"mock\" in the sandbox".to_string()
         }
         None => format!(
             "declare it under [upstreams] in policies/gateway.toml; known upstreams: {}",

@@ -38,11 +38,7 @@ pub fn build(root: &Path, clients: &ClientCache) -> Result<Compiled, Diagnostics
 /// Compiles a loaded policy set, adding every problem found to `diags`. Returns a
 /// pipeline only when the gateway settings compiled; the caller must still refuse it if
 /// `diags` holds errors.
-pub fn compile(
-    set: &PolicySet,
-    clients: &ClientCache,
-    diags: &mut Diagnostics,
-) -> Option<Pipeline> {
+pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) -> Option<Pipeline> {
     let gateway = set
         .gateway
         .as_ref()

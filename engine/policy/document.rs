@@ -41,18 +41,8 @@ impl Document {
         };
         let mut spans = HashMap::new();
         let value = table_to_json(table.get_ref(), "", &mut spans);
-        spans.insert(
-            String::new(),
-            SpanEntry {
-                key: None,
-                value: 0..0,
-            },
-        );
-        Ok(Document {
-            source,
-            value,
-            spans,
-        })
+        spans.insert(String::new(), SpanEntry { key: None, value: 0..0 });
+        Ok(Document { source, value, spans })
     }
 
     /// Parses a JSON file; a syntax error is returned as a located diagnostic.
@@ -72,11 +62,7 @@ impl Document {
             }
         };
         let spans = super::json_span::index(&source.text);
-        Ok(Document {
-            source,
-            value,
-            spans,
-        })
+        Ok(Document { source, value, spans })
     }
 
     /// Location of the value at a JSON pointer, falling back to the nearest ancestor.
@@ -106,12 +92,7 @@ impl Document {
     }
 
     /// Validates the document against a compiled schema, one diagnostic per violation.
-    pub fn validate(
-        &self,
-        validator: &jsonschema::Validator,
-        schema: &Value,
-        kind: &str,
-    ) -> Diagnostics {
+    pub fn validate(&self, validator: &jsonschema::Validator, schema: &Value, kind: &str) -> Diagnostics {
         let mut out = Diagnostics::default();
         for error in validator.iter_errors(&self.value) {
             let pointer = error.instance_path().as_str().to_string();
@@ -142,18 +123,12 @@ impl Document {
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
                 let key = unexpected.first().cloned().unwrap_or_default();
                 let known = known_properties(schema, schema_path);
-                let mut d =
-                    Diagnostic::error("unknown-key", format!("unknown key `{key}` in {what}"))
-                        .at(self.key_location(&format!("{pointer}/{}", escape_pointer(&key))));
+                let mut d = Diagnostic::error("unknown-key", format!("unknown key `{key}` in {what}"))
+                    .at(self.key_location(&format!("{pointer}/{}", escape_pointer(&key))));
                 d = match did_you_mean(&key, known.iter().map(String::as_str)) {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None if known.is_empty() => {
-                        d.help(format!("remove `{key}`: it is not part of a {doc_kind}"))
-                    }
-                    None => d.help(format!(
-                        "remove it; the keys allowed here are: {}",
-                        known.join(", ")
-                    )),
+                    None if known.is_empty() => d.help(format!("remove `{key}`: it is not part of a {doc_kind}")),
+                    None => d.help(format!("remove it; the keys allowed here are: {}", known.join(", "))),
                 };
                 for extra in unexpected.iter().skip(1) {
                     d = d.note(
@@ -165,21 +140,13 @@ impl Document {
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
-                Diagnostic::error(
-                    "missing-key",
-                    format!("missing required key `{name}` in {what}"),
-                )
-                .at(self.value_location(pointer))
-                .help(format!(
-                    "add `{name} = ...`; see docs/reference for what it means"
-                ))
+                Diagnostic::error("missing-key", format!("missing required key `{name}` in {what}"))
+                    .at(self.value_location(pointer))
+                    .help(format!("add `{name} = ...`; see docs/reference for what it means"))
             }
             ValidationErrorKind::Type { kind } => {
                 let expected = format!("{kind:?}").to_lowercase();
-                let expected = expected
-                    .trim_start_matches("single(")
-                    .trim_end_matches(')')
-                    .to_string();
+                let expected = expected.trim_start_matches("single(").trim_end_matches(')').to_string();
                 let found = json_type(self.value.pointer(pointer));
                 Diagnostic::error(
                     "wrong-type",
@@ -193,45 +160,27 @@ impl Document {
                     .as_array()
                     .map(|a| {
                         a.iter()
-                            .map(|v| {
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string())
-                            })
+                            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
                             .collect()
                     })
                     .unwrap_or_default();
-                let found = self
-                    .value
-                    .pointer(pointer)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
+                let found = self.value.pointer(pointer).map(|v| v.to_string()).unwrap_or_default();
                 let given = found.trim_matches('"').to_string();
                 let help = match did_you_mean(&given, choices.iter().map(String::as_str)) {
                     Some(s) => format!("did you mean \"{s}\"?"),
                     None => format!("use one of: {}", choices.join(", ")),
                 };
-                Diagnostic::error(
-                    "invalid-value",
-                    format!("{found} is not a valid value for {what}"),
-                )
-                .at(self.value_location(pointer))
-                .help(help)
+                Diagnostic::error("invalid-value", format!("{found} is not a valid value for {what}"))
+                    .at(self.value_location(pointer))
+                    .help(help)
             }
             ValidationErrorKind::Pattern { pattern } => {
                 let hint = pattern_hint(schema, schema_path)
                     .unwrap_or_else(|| format!("it must match the pattern `{pattern}`"));
-                let found = self
-                    .value
-                    .pointer(pointer)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                Diagnostic::error(
-                    "invalid-value",
-                    format!("{found} is not a valid value for {what}"),
-                )
-                .at(self.value_location(pointer))
-                .help(hint)
+                let found = self.value.pointer(pointer).map(|v| v.to_string()).unwrap_or_default();
+                Diagnostic::error("invalid-value", format!("{found} is not a valid value for {what}"))
+                    .at(self.value_location(pointer))
+                    .help(hint)
             }
             _ => {
                 let hint = pattern_hint(schema, schema_path)
@@ -323,11 +272,7 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
     text.len()
 }
 
-fn table_to_json(
-    table: &DeTable<'_>,
-    pointer: &str,
-    spans: &mut HashMap<String, SpanEntry>,
-) -> Value {
+fn table_to_json(table: &DeTable<'_>, pointer: &str, spans: &mut HashMap<String, SpanEntry>) -> Value {
     let mut map = Map::new();
     for (key, value) in table.iter() {
         let name = key.get_ref().to_string();
@@ -345,11 +290,7 @@ fn table_to_json(
     Value::Object(map)
 }
 
-fn value_to_json(
-    value: &DeValue<'_>,
-    pointer: &str,
-    spans: &mut HashMap<String, SpanEntry>,
-) -> Value {
+fn value_to_json(value: &DeValue<'_>, pointer: &str, spans: &mut HashMap<String, SpanEntry>) -> Value {
     match value {
         DeValue::String(s) => Value::String(s.to_string()),
         DeValue::Integer(i) => {
@@ -406,8 +347,7 @@ mod tests {
 
     #[test]
     fn pointers_map_to_spans() {
-        let d =
-            doc("name = \"x\"\n\n[[routes]]\nmethod = \"GET\"\n\n[[routes]]\nmethod = \"PUTT\"\n");
+        let d = doc("name = \"x\"\n\n[[routes]]\nmethod = \"GET\"\n\n[[routes]]\nmethod = \"PUTT\"\n");
         assert_eq!(d.value["routes"][1]["method"], "PUTT");
         let loc = d.value_location("/routes/1/method");
         assert_eq!((loc.line, loc.column), (7, 10));
@@ -417,16 +357,14 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_located() {
-        let err = Document::from_toml(SourceFile::new("t.toml", "a = 1\nb = \n".to_string()))
-            .unwrap_err();
+        let err = Document::from_toml(SourceFile::new("t.toml", "a = 1\nb = \n".to_string())).unwrap_err();
         let loc = err.location.unwrap();
         assert_eq!(loc.line, 2);
     }
 
     #[test]
     fn json_syntax_errors_are_located() {
-        let err = Document::from_json(SourceFile::new("s.json", "{\n  \"a\": 1,\n}\n".to_string()))
-            .unwrap_err();
+        let err = Document::from_json(SourceFile::new("s.json", "{\n  \"a\": 1,\n}\n".to_string())).unwrap_err();
         assert_eq!(err.location.unwrap().line, 3);
     }
 
@@ -448,8 +386,7 @@ mod tests {
 
     #[test]
     fn wrong_types_name_both_types() {
-        let schema =
-            serde_json::json!({"type": "object", "properties": {"port": {"type": "integer"}}});
+        let schema = serde_json::json!({"type": "object", "properties": {"port": {"type": "integer"}}});
         let validator = jsonschema::draft202012::new(&schema).unwrap();
         let d = doc("\nport = \"80\"\n");
         let diags = d.validate(&validator, &schema, "gateway");

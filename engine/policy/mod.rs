@@ -77,8 +77,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         collect(root, Path::new(CATALOGUE_DIR), &mut files, &mut diags);
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    let version =
-        PolicyVersion::compute(files.iter().map(|(p, t)| (p.as_path(), t.as_bytes())), root);
+    let version = PolicyVersion::compute(files.iter().map(|(p, t)| (p.as_path(), t.as_bytes())), root);
 
     let mut set = PolicySet {
         root: root.to_path_buf(),
@@ -92,7 +91,9 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         diags.push(
             Diagnostic::error("missing-file", format!("`{GATEWAY_FILE}` was not found"))
                 .at(Location::file(GATEWAY_FILE))
-                .help("create it with at least one [[listeners]] entry and [environments]; see docs/reference/gateway.md"),
+                .help(
+                    "create it with at least one [[listeners]] entry and [environments]; see docs/reference/gateway.md",
+                ),
         );
     }
 
@@ -101,8 +102,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         match classify(&path) {
             Place::Gateway => set.gateway = load_toml(source, FileKind::Gateway, &mut diags),
             Place::Product { domain, dir } => {
-                if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags)
-                {
+                if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags) {
                     set.products.push(LoadedProduct {
                         domain,
                         dir,
@@ -140,12 +140,9 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
                 diags.push(d);
             }
             Place::Stray(why) => diags.push(
-                Diagnostic::warning(
-                    "stray-file",
-                    format!("`{}` is not read by tollgate", path.display()),
-                )
-                .at(Location::file(&path))
-                .help(why),
+                Diagnostic::warning("stray-file", format!("`{}` is not read by tollgate", path.display()))
+                    .at(Location::file(&path))
+                    .help(why),
             ),
         }
     }
@@ -172,15 +169,13 @@ fn classify(path: &Path) -> Place {
         },
         [CATALOGUE_DIR, _domain, "schemas", ..] if !is_toml => Place::CatalogueJson,
         [CATALOGUE_DIR, _file] => Place::Stray("products live one level down, in catalogue/<domain>/<product>.toml"),
-        _ => Place::Stray("products are catalogue/<domain>/<product>.toml and schemas catalogue/<domain>/schemas/*.json"),
+        _ => {
+            Place::Stray("products are catalogue/<domain>/<product>.toml and schemas catalogue/<domain>/schemas/*.json")
+        }
     }
 }
 
-fn load_toml<T: DeserializeOwned>(
-    source: SourceFile,
-    kind: FileKind,
-    diags: &mut Diagnostics,
-) -> Option<Loaded<T>> {
+fn load_toml<T: DeserializeOwned>(source: SourceFile, kind: FileKind, diags: &mut Diagnostics) -> Option<Loaded<T>> {
     let doc = match Document::from_toml(source) {
         Ok(doc) => doc,
         Err(d) => {
@@ -213,11 +208,7 @@ fn load_toml<T: DeserializeOwned>(
             diags.push(
                 Diagnostic::error(
                     "invalid-value",
-                    err.message()
-                        .lines()
-                        .next()
-                        .unwrap_or("invalid value")
-                        .to_string(),
+                    err.message().lines().next().unwrap_or("invalid value").to_string(),
                 )
                 .at(location)
                 .help(format!("see docs/reference/{}.md", kind.name())),
@@ -244,10 +235,7 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, String)>, diags: &mu
             return;
         }
     };
-    let mut names: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.file_name())
-        .collect();
+    let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
         let name_str = name.to_string_lossy();
@@ -267,12 +255,9 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, String)>, diags: &mu
         match std::fs::read_to_string(&full) {
             Ok(text) => out.push((rel_path, text)),
             Err(err) => diags.push(
-                Diagnostic::error(
-                    "unreadable",
-                    format!("cannot read `{}`: {err}", rel_path.display()),
-                )
-                .at(Location::file(&rel_path))
-                .help("policy files must be readable UTF-8 text"),
+                Diagnostic::error("unreadable", format!("cannot read `{}`: {err}", rel_path.display()))
+                    .at(Location::file(&rel_path))
+                    .help("policy files must be readable UTF-8 text"),
             ),
         }
     }

@@ -126,11 +126,7 @@ mod tests {
         std::fs::create_dir_all(git.join("refs/heads")).unwrap();
         std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        std::fs::write(
-            git.join("packed-refs"),
-            format!("# pack-refs\n{sha} refs/heads/main\n"),
-        )
-        .unwrap();
+        std::fs::write(git.join("packed-refs"), format!("# pack-refs\n{sha} refs/heads/main\n")).unwrap();
         let sub = dir.path().join("policy");
         std::fs::create_dir_all(&sub).unwrap();
         assert_eq!(git_commit(&sub).as_deref(), Some(sha));

@@ -135,12 +135,7 @@ pub enum InsertError {
 
 impl Router {
     /// Adds a route. `template` uses `{name}` parameters, as validated by `PathTemplate`.
-    pub fn insert(
-        &mut self,
-        method: Method,
-        template: &str,
-        route: RouteId,
-    ) -> Result<(), InsertError> {
+    pub fn insert(&mut self, method: Method, template: &str, route: RouteId) -> Result<(), InsertError> {
         if let Ok(found) = self.paths.at(template) {
             let entry_index = *found.value;
             // `at` can match a literal against another template's parameter; only an exact
@@ -179,9 +174,7 @@ impl Router {
                 route: *route,
                 params: found.params,
             },
-            None => RouteMatch::MethodNotAllowed {
-                allow: &entry.allow,
-            },
+            None => RouteMatch::MethodNotAllowed { allow: &entry.allow },
         }
     }
 
@@ -212,10 +205,7 @@ mod tests {
             hosts.environment("API.Bank.Example:8443"),
             Some(Environment::Production)
         );
-        assert_eq!(
-            hosts.environment("api.bank.example"),
-            Some(Environment::Production)
-        );
+        assert_eq!(hosts.environment("api.bank.example"), Some(Environment::Production));
         assert_eq!(hosts.environment("evil.example"), None);
         assert_eq!(strip_port("[::1]:8080"), "::1");
     }
@@ -224,12 +214,9 @@ mod tests {
     fn finds_routes_and_reports_allowed_methods() {
         let mut r = Router::default();
         r.insert(Method::GET, "/v1/accounts", 0).unwrap();
-        r.insert(Method::GET, "/v1/accounts/{account_id}", 1)
-            .unwrap();
-        r.insert(Method::DELETE, "/v1/accounts/{account_id}", 2)
-            .unwrap();
-        r.insert(Method::GET, "/v1/accounts/{account_id}/balances", 3)
-            .unwrap();
+        r.insert(Method::GET, "/v1/accounts/{account_id}", 1).unwrap();
+        r.insert(Method::DELETE, "/v1/accounts/{account_id}", 2).unwrap();
+        r.insert(Method::GET, "/v1/accounts/{account_id}/balances", 3).unwrap();
         match r.find(&Method::GET, "/v1/accounts/ACC-1") {
             RouteMatch::Found { route, params } => {
                 assert_eq!(route, 1);
@@ -241,17 +228,13 @@ mod tests {
             RouteMatch::MethodNotAllowed { allow } => assert_eq!(allow, "DELETE, GET"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            r.find(&Method::GET, "/v1/cards"),
-            RouteMatch::NotFound
-        ));
+        assert!(matches!(r.find(&Method::GET, "/v1/cards"), RouteMatch::NotFound));
     }
 
     #[test]
     fn duplicate_and_conflicting_templates_are_refused() {
         let mut r = Router::default();
-        r.insert(Method::GET, "/v1/accounts/{account_id}", 0)
-            .unwrap();
+        r.insert(Method::GET, "/v1/accounts/{account_id}", 0).unwrap();
         assert_eq!(
             r.insert(Method::GET, "/v1/accounts/{account_id}", 7),
             Err(InsertError::Duplicate(0))

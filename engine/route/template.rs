@@ -50,17 +50,11 @@ impl PathTemplate {
     }
 
     /// Parses an upstream template whose parameters must come from `route_params`.
-    pub fn parse_upstream(
-        template: &str,
-        route_params: &[String],
-    ) -> Result<PathTemplate, TemplateError> {
+    pub fn parse_upstream(template: &str, route_params: &[String]) -> Result<PathTemplate, TemplateError> {
         Self::parse_with(template, Some(route_params))
     }
 
-    fn parse_with(
-        template: &str,
-        route_params: Option<&[String]>,
-    ) -> Result<PathTemplate, TemplateError> {
+    fn parse_with(template: &str, route_params: Option<&[String]>) -> Result<PathTemplate, TemplateError> {
         let Some(rest) = template.strip_prefix('/') else {
             return Err(err(
                 "a path template must start with '/'",
@@ -123,17 +117,11 @@ impl PathTemplate {
                             } else {
                                 format!(
                                     "the route's path defines: {}",
-                                    known
-                                        .iter()
-                                        .map(|p| format!("{{{p}}}"))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                                    known.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
                                 )
                             };
                             return Err(err(
-                                format!(
-                                    "parameter `{{{name}}}` is not defined by the route's path"
-                                ),
+                                format!("parameter `{{{name}}}` is not defined by the route's path"),
                                 help,
                             ));
                         }
@@ -216,9 +204,7 @@ pub fn is_safe_param(raw: &str) -> bool {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) => {
                     decoded.push(b);
@@ -242,9 +228,7 @@ mod tests {
     fn parses_and_renders() {
         let route = PathTemplate::parse("/v1/accounts/{account_id}/transactions/{tx_id}").unwrap();
         assert_eq!(route.params, vec!["account_id", "tx_id"]);
-        let upstream =
-            PathTemplate::parse_upstream("/core/tx/{tx_id}/acct/{account_id}", &route.params)
-                .unwrap();
+        let upstream = PathTemplate::parse_upstream("/core/tx/{tx_id}/acct/{account_id}", &route.params).unwrap();
         let mut out = String::new();
         upstream.render_into(&["A1", "T9"], &mut out);
         assert_eq!(out, "/core/tx/T9/acct/A1");
@@ -271,13 +255,8 @@ mod tests {
             let e = PathTemplate::parse(bad).unwrap_err();
             assert!(!e.help.is_empty(), "{bad}");
         }
-        let e =
-            PathTemplate::parse_upstream("/core/{other}", &["account_id".to_string()]).unwrap_err();
-        assert!(
-            e.message.contains("not defined by the route"),
-            "{}",
-            e.message
-        );
+        let e = PathTemplate::parse_upstream("/core/{other}", &["account_id".to_string()]).unwrap_err();
+        assert!(e.message.contains("not defined by the route"), "{}", e.message);
     }
 
     #[test]

@@ -61,8 +61,8 @@ pub struct Server {
 impl Server {
     /// Compiles the policy set, binds every listener and starts serving.
     pub async fn start(options: ServerOptions) -> Result<Server, StartError> {
-        let (state, warnings) = GatewayState::load(options.root.clone(), options.overrides.clone())
-            .map_err(StartError::Policy)?;
+        let (state, warnings) =
+            GatewayState::load(options.root.clone(), options.overrides.clone()).map_err(StartError::Policy)?;
         for w in warnings.iter() {
             tracing::warn!(code = w.code, at = %w.location.as_ref().map(|l| l.to_string()).unwrap_or_default(), "{}", w.message);
         }
@@ -122,21 +122,15 @@ impl Server {
 }
 
 async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| StartError::Bind {
-            name: name.to_string(),
-            address,
-            source,
-        })
+    TcpListener::bind(address).await.map_err(|source| StartError::Bind {
+        name: name.to_string(),
+        address,
+        source,
+    })
 }
 
 /// Accepts partner connections until told to stop, then drains them.
-async fn serve_public(
-    listener: TcpListener,
-    state: Arc<GatewayState>,
-    mut stop: signal_channel::Receiver<bool>,
-) {
+async fn serve_public(listener: TcpListener, state: Arc<GatewayState>, mut stop: signal_channel::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -154,10 +148,7 @@ async fn serve_public(
         };
         let _ = stream.set_nodelay(true);
         let limits = state.pipeline().settings.limits;
-        let conn_info = ConnInfo {
-            remote,
-            proto: "http",
-        };
+        let conn_info = ConnInfo { remote, proto: "http" };
         let state = Arc::clone(&state);
         let service = service_fn(move |request: Request<Incoming>| {
             let pipeline = state.pipeline();
@@ -175,10 +166,7 @@ async fn serve_public(
     }
     drop(listener);
     let grace = state.pipeline().settings.limits.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(grace = ?grace, "in-flight requests did not finish within the shutdown grace period");
     }
 }
@@ -201,10 +189,7 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// Wraps a complete response for the admin endpoint.
-pub(crate) fn json_response(
-    status: http::StatusCode,
-    value: &impl serde::Serialize,
-) -> http::Response<Body> {
+pub(crate) fn json_response(status: http::StatusCode, value: &impl serde::Serialize) -> http::Response<Body> {
     let body = serde_json::to_vec_pretty(value).unwrap_or_default();
     let mut response = http::Response::new(crate::body::full(body));
     *response.status_mut() = status;

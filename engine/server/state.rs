@@ -90,15 +90,9 @@ impl std::fmt::Debug for GatewayState {
 
 impl GatewayState {
     /// Compiles the policy set for the first time.
-    pub fn load(
-        root: PathBuf,
-        overrides: Overrides,
-    ) -> Result<(GatewayState, Diagnostics), Diagnostics> {
+    pub fn load(root: PathBuf, overrides: Overrides) -> Result<(GatewayState, Diagnostics), Diagnostics> {
         let clients = Arc::new(ClientCache::default());
-        let Compiled {
-            mut pipeline,
-            warnings,
-        } = compile::build(&root, &clients)?;
+        let Compiled { mut pipeline, warnings } = compile::build(&root, &clients)?;
         apply_overrides(&mut pipeline, &overrides)?;
         let version = pipeline.version.clone();
         let now = SystemTime::now();
@@ -140,16 +134,20 @@ impl GatewayState {
     pub async fn reload(self: &Arc<Self>, trigger: Trigger) -> ReloadReport {
         let _serialised = self.reload_lock.lock().await;
         let this = Arc::clone(self);
-        let built =
-            tokio::task::spawn_blocking(move || compile::build(&this.root, &this.clients)).await;
+        let built = tokio::task::spawn_blocking(move || compile::build(&this.root, &this.clients)).await;
         let current = self.pipeline();
         let report = match built {
             Err(join_error) => self.report(
                 trigger,
                 Outcome::Rejected,
                 None,
-                Diagnostics(vec![Diagnostic::error("internal", format!("the compiler stopped unexpectedly: {join_error}"))
-                    .help("the previous policy keeps serving; this is a bug in tollgate, please report it")]),
+                Diagnostics(vec![Diagnostic::error(
+                    "internal",
+                    format!("the compiler stopped unexpectedly: {join_error}"),
+                )
+                .help(
+                    "the previous policy keeps serving; this is a bug in tollgate, please report it",
+                )]),
             ),
             Ok(Err(diagnostics)) => self.report(trigger, Outcome::Rejected, None, diagnostics),
             Ok(Ok(Compiled { mut pipeline, warnings })) => {
@@ -233,7 +231,11 @@ fn check_live_change(current: &Pipeline, next: &Pipeline) -> Result<(), Diagnost
         refused.push(
             Diagnostic::error(
                 "restart-required",
-                format!("listeners cannot change while tollgate runs (serving {}, file says {})", describe(current), describe(next)),
+                format!(
+                    "listeners cannot change while tollgate runs (serving {}, file says {})",
+                    describe(current),
+                    describe(next)
+                ),
             )
             .at(crate::diagnostics::Location::file(file))
             .help("restore the listeners to apply the rest of the change now, and restart tollgate to move a listener"),
@@ -243,7 +245,10 @@ fn check_live_change(current: &Pipeline, next: &Pipeline) -> Result<(), Diagnost
         refused.push(
             Diagnostic::error(
                 "restart-required",
-                format!("the admin address cannot change while tollgate runs (serving {}, file says {})", current.settings.admin, next.settings.admin),
+                format!(
+                    "the admin address cannot change while tollgate runs (serving {}, file says {})",
+                    current.settings.admin, next.settings.admin
+                ),
             )
             .at(crate::diagnostics::Location::file(file))
             .help("restore [admin] address, and restart tollgate to move it"),
@@ -276,11 +281,7 @@ fn log_report(report: &ReloadReport) {
                 "policy reload rejected; the previous policy keeps serving"
             );
             for d in report.diagnostics.iter() {
-                let at = d
-                    .location
-                    .as_ref()
-                    .map(|l| l.to_string())
-                    .unwrap_or_default();
+                let at = d.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
                 tracing::error!(code = d.code, at = %at, help = d.help.as_deref().unwrap_or(""), "{}", d.message);
             }
         }

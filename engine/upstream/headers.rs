@@ -49,12 +49,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Rewrites a partner's request headers for the upstream.
-pub fn to_upstream(
-    headers: &mut HeaderMap,
-    client_ip: IpAddr,
-    proto: &'static str,
-    upstream_host: &HeaderValue,
-) {
+pub fn to_upstream(headers: &mut HeaderMap, client_ip: IpAddr, proto: &'static str, upstream_host: &HeaderValue) {
     strip_hop_by_hop(headers);
     let original_host = headers.remove(header::HOST);
     // Partner credentials are for the gateway; the core never sees them.
@@ -91,15 +86,9 @@ mod tests {
     fn request_headers_are_rewritten_for_the_upstream() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("api.bank.example"));
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret-hop"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc"),
-        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
         h.insert("x-custom", HeaderValue::from_static("kept"));
         to_upstream(
@@ -123,10 +112,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::SERVER, HeaderValue::from_static("CICS/TS 5.6"));
         h.insert("x-powered-by", HeaderValue::from_static("COBOL"));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         from_upstream(&mut h);
         assert!(!h.contains_key(header::SERVER));
         assert!(!h.contains_key("x-powered-by"));

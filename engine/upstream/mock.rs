@@ -17,10 +17,9 @@ impl MockResponse {
         let mut response = Response::new(full(self.body.clone()));
         *response.status_mut() = self.status;
         if !self.body.is_empty() {
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         response
     }

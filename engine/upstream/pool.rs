@@ -37,10 +37,7 @@ impl ClientCache {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        clients
-            .entry(*settings)
-            .or_insert_with(|| build(settings))
-            .clone()
+        clients.entry(*settings).or_insert_with(|| build(settings)).clone()
     }
 }
 

@@ -145,10 +145,7 @@ pub fn policy_set(upstream: &str) -> PolicyDir {
     let dir = PolicyDir::new();
     dir.write("policies/gateway.toml", &gateway_toml(upstream, ""));
     dir.write("catalogue/accounts/accounts.toml", ACCOUNTS_TOML);
-    dir.write(
-        "catalogue/accounts/schemas/account-list.json",
-        ACCOUNT_LIST_SCHEMA,
-    );
+    dir.write("catalogue/accounts/schemas/account-list.json", ACCOUNT_LIST_SCHEMA);
     dir
 }
 
@@ -218,11 +215,7 @@ async fn answer(
     gate: Arc<Semaphore>,
 ) -> http::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let uri = parts.uri.to_string();
     seen.lock().unwrap().push(Seen {
         method: parts.method.clone(),
@@ -304,8 +297,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -315,18 +307,12 @@ impl Reply {
     /// Asserts an RFC 9457 problem with the given status and type slug.
     pub fn assert_problem(&self, status: u16, slug: &str) -> serde_json::Value {
         assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
         let doc = self.json();
         assert_eq!(doc["type"], format!("https://tollgate.dev/problems/{slug}"));
         assert_eq!(doc["status"], status);
         assert!(doc["title"].is_string() && doc["detail"].is_string());
-        assert_eq!(
-            doc["interaction_id"].as_str(),
-            self.header("x-fapi-interaction-id")
-        );
+        assert_eq!(doc["interaction_id"].as_str(), self.header("x-fapi-interaction-id"));
         doc
     }
 }
@@ -348,9 +334,7 @@ impl TestClient {
 
     pub fn h2(addr: SocketAddr) -> TestClient {
         TestClient {
-            client: Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build_http(),
+            client: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
             base: format!("http://{addr}"),
         }
     }
@@ -383,14 +367,8 @@ impl TestClient {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let req = builder
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .unwrap();
-        let res = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let req = builder.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
+        let res = self.client.request(req).await.map_err(|e| format!("{e:?}"))?;
         let (parts, body) = res.into_parts();
         let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok(Reply {
@@ -421,4 +399,65 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// A product with one GET route on the production upstream `upstream`.
+/// `extra` goes into the product's top-level table (e.g. lifecycle keys).
+pub fn one_route_product(id: &str, upstream: &str, path: &str, upstream_path: &str, extra: &str) -> String {
+    format!(
+        r#"id = "{id}"
+name = "{id} product"
+version = "1.0.0"
+data_class = "public"
+{extra}
+[upstream]
+production = "{upstream}"
+
+[[routes]]
+id = "{id}.get"
+method = "GET"
+path = "{path}"
+upstream_path = "{upstream_path}"
+"#
+    )
+}
+
+/// The usual test setup: an upstream, a policy set pointing at it, the gateway, clients.
+pub struct Harness {
+    pub upstream: Upstream,
+    pub dir: PolicyDir,
+    pub gw: Server,
+    pub client: TestClient,
+    pub admin: TestClient,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::start_with(false, |_, _| {}).await
+    }
+
+    /// Lets the test edit the policy set before the gateway starts.
+    pub async fn start_with(watch: bool, edit: impl FnOnce(&PolicyDir, &Upstream)) -> Harness {
+        let upstream = Upstream::start().await;
+        let dir = policy_set(&upstream.url());
+        edit(&dir, &upstream);
+        let gw = start_gateway(&dir, watch).await;
+        let client = TestClient::new(gw.address().unwrap());
+        let admin = TestClient::new(gw.admin);
+        Harness {
+            upstream,
+            dir,
+            gw,
+            client,
+            admin,
+        }
+    }
+}
+
+/// POST /admin/reload, returning the report.
+pub async fn admin_reload(admin: &TestClient) -> serde_json::Value {
+    admin
+        .request(Method::POST, "localhost", "/admin/reload", &[], b"")
+        .await
+        .json()
 }
