@@ -201,7 +201,13 @@ impl Pipeline {
         // 8. upstream, or the sandbox mock.
         let target = route.targets.get(env).ok_or(Problem::RouteNotFound)?;
         let mut response = match target {
-            Target::Mock(mock) => mock.response(),
+            Target::Mock(mock) => {
+                let limits = &self.settings.limits;
+                crate::body::discard(request.into_body(), limits.max_body, limits.body_read_timeout)
+                    .await
+                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                mock.response()
+            }
             Target::Upstream(index) => {
                 outcome.upstream = Some(*index);
                 let upstream = &self.upstreams[*index];
@@ -258,8 +264,7 @@ impl Pipeline {
                 Ok(Response::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
             }
             Err(error) => Err(match (verdict.fault(), error) {
-                (Some(BodyFault::TooLarge), _) => Problem::PayloadTooLarge { limit: limits.max_body },
-                (Some(BodyFault::TooSlow), _) => Problem::RequestTimeout,
+                (Some(fault), _) => body_problem(fault, limits.max_body),
                 (None, UpstreamError::Connect) => Problem::UpstreamUnavailable,
                 (None, UpstreamError::Timeout) => Problem::UpstreamTimeout,
                 (None, UpstreamError::Exchange) => Problem::BadUpstreamResponse,
@@ -290,6 +295,15 @@ impl Pipeline {
     }
 }
 
+/// The partner's fault in sending a body, as a problem.
+fn body_problem(fault: BodyFault, limit: u64) -> Problem {
+    match fault {
+        BodyFault::TooLarge => Problem::PayloadTooLarge { limit },
+        BodyFault::TooSlow => Problem::RequestTimeout,
+        BodyFault::Broken => Problem::MalformedBody,
+    }
+}
+
 /// The Host header, or the `:authority` of an HTTP/2 request.
 fn authority<B>(request: &Request<B>) -> Option<&str> {
     request
@@ -309,7 +323,12 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 /// The partner's `x-fapi-interaction-id` if it is a UUID, otherwise a fresh one.
 fn interaction_id(headers: &http::HeaderMap) -> HeaderValue {
     if let Some(given) = headers.get(X_FAPI_INTERACTION_ID) {
-        if given.to_str().ok().is_some_and(|s| uuid::Uuid::try_parse(s).is_ok()) {
+        // Only the canonical 36-character form: braced or URN forms would be echoed oddly.
+        if given
+            .to_str()
+            .ok()
+            .is_some_and(|s| s.len() == 36 && uuid::Uuid::try_parse(s).is_ok())
+        {
             return given.clone();
         }
     }

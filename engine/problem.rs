@@ -27,6 +27,8 @@ pub enum Problem {
     PayloadTooLarge { limit: u64 },
     /// The client stalled while sending its body.
     RequestTimeout,
+    /// The client's body was malformed (bad chunked encoding) or cut off.
+    MalformedBody,
     /// The upstream refused the connection or could not be reached.
     UpstreamUnavailable,
     /// The upstream answered with something that is not valid HTTP.
@@ -45,6 +47,7 @@ impl Problem {
             Problem::ProductRetired => StatusCode::GONE,
             Problem::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Problem::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Problem::MalformedBody => StatusCode::BAD_REQUEST,
             Problem::UpstreamUnavailable | Problem::BadUpstreamResponse => StatusCode::BAD_GATEWAY,
             Problem::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -60,6 +63,7 @@ impl Problem {
             Problem::ProductRetired => "product-retired",
             Problem::PayloadTooLarge { .. } => "payload-too-large",
             Problem::RequestTimeout => "request-timeout",
+            Problem::MalformedBody => "malformed-body",
             Problem::UpstreamUnavailable => "upstream-unavailable",
             Problem::BadUpstreamResponse => "bad-upstream-response",
             Problem::UpstreamTimeout => "upstream-timeout",
@@ -75,6 +79,7 @@ impl Problem {
             Problem::ProductRetired => "Product retired",
             Problem::PayloadTooLarge { .. } => "Request body too large",
             Problem::RequestTimeout => "Request body too slow",
+            Problem::MalformedBody => "Malformed request body",
             Problem::UpstreamUnavailable => "Service unavailable upstream",
             Problem::BadUpstreamResponse => "Bad response upstream",
             Problem::UpstreamTimeout => "Upstream timed out",
@@ -96,6 +101,7 @@ impl Problem {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }
             Problem::RequestTimeout => "The request body was not received in time.".into(),
+            Problem::MalformedBody => "The request body was malformed or incomplete.".into(),
             Problem::UpstreamUnavailable => "The service behind this route could not be reached. Retry later.".into(),
             Problem::BadUpstreamResponse => "The service behind this route gave an invalid response.".into(),
             Problem::UpstreamTimeout => "The service behind this route did not answer in time.".into(),

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use http::Method;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -72,6 +73,23 @@ fn broken_policy_sets_name_the_right_location() {
             gateway.replace("max_body = \"64KiB\"", "max_body = 65536"),
             "wrong-type",
             "policies/gateway.toml:18:12",
+        ),
+        (
+            "admin on every address clashes with a listener's port",
+            "policies/gateway.toml",
+            gateway.replace(
+                "address = \"127.0.0.1:0\"\n\n[admin]\naddress = \"127.0.0.1:0\"",
+                "address = \"127.0.0.1:18443\"\n\n[admin]\naddress = \"0.0.0.0:18443\"",
+            ),
+            "duplicate-listener",
+            "policies/gateway.toml:9:11",
+        ),
+        (
+            "upstream port out of range",
+            "policies/gateway.toml",
+            gateway.replace("127.0.0.1:9/core", "127.0.0.1:99999/core"),
+            "invalid-url",
+            "policies/gateway.toml:23:7",
         ),
         (
             "zero duration",
@@ -190,9 +208,67 @@ fn schema_writes_editor_schemas() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("tollgate "));
 }
 
-#[tokio::test]
-async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
-    let upstream = Upstream::start().await;
+/// `tollgate serve` as a child process, with its JSON logs collected.
+struct Serving {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    logs: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Serving {
+    /// Starts the binary in `cwd` with `args` after `serve`, and waits for its public address.
+    fn start(cwd: &Path, args: &[&str]) -> Serving {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .current_dir(cwd)
+            .args(["--log-format", "json", "serve"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let logs = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["message"] == "listening" && v["listener"] == "public" {
+                        let _ = addr_tx.send(v["address"].as_str().unwrap().to_string());
+                    }
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("gateway started")
+            .parse()
+            .unwrap();
+        Serving { child, addr, logs }
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    async fn wait(mut self) -> (Option<i32>, Vec<String>) {
+        let status = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().unwrap();
+            (status, self.logs.join().unwrap())
+        })
+        .await
+        .unwrap();
+        (status.0.code(), status.1)
+    }
+}
+
+/// A policy set with a route held at the upstream until the test releases it.
+fn gated_policy(upstream: &Upstream) -> PolicyDir {
     let dir = policy_set(&upstream.url());
     dir.write(
         "catalogue/gated/gated.toml",
@@ -202,39 +278,15 @@ async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
         "policies/gateway.toml",
         &gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\""),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--no-watch",
-            "--root",
-            dir.root().to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let log_reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "listening" && v["listener"] == "public" {
-                    let _ = addr_tx.send(v["address"].as_str().unwrap().to_string());
-                }
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr: std::net::SocketAddr = addr_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("gateway started")
-        .parse()
-        .unwrap();
-    let client = TestClient::new(addr);
+    dir
+}
+
+#[tokio::test]
+async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
+    let upstream = Upstream::start().await;
+    let dir = gated_policy(&upstream);
+    let serving = Serving::start(dir.root(), &["--no-watch", "--root", dir.root().to_str().unwrap()]);
+    let (addr, client) = (serving.addr, TestClient::new(serving.addr));
 
     let in_flight = {
         let client = client.clone();
@@ -245,11 +297,7 @@ async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
     })
     .await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    serving.signal("-TERM");
     wait_for(Duration::from_secs(10), "the listener to close", || async {
         tokio::net::TcpStream::connect(addr).await.is_err()
     })
@@ -258,14 +306,61 @@ async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
     upstream.gate.add_permits(1);
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, 200, "the in-flight request completed during the drain");
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let logs = log_reader.join().unwrap();
+    let (code, logs) = serving.wait().await;
+    assert_eq!(code, Some(0));
     assert!(logs.iter().any(|l| l.contains("shutdown complete")), "{logs:?}");
     assert!(
         logs.iter().any(|l| l.contains("\"route\":\"gated.get\"")),
         "access log names the route: {logs:?}"
     );
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_without_waiting() {
+    let upstream = Upstream::start().await;
+    let dir = gated_policy(&upstream);
+    let serving = Serving::start(dir.root(), &["--no-watch", "--root", dir.root().to_str().unwrap()]);
+    let client = TestClient::new(serving.addr);
+    let in_flight =
+        tokio::spawn(async move { client.try_request(Method::GET, "api.test", "/v1/gated", &[], b"").await });
+    wait_for(Duration::from_secs(10), "the request to reach the upstream", || async {
+        upstream.count() == 1
+    })
+    .await;
+
+    serving.signal("-TERM");
+    let addr = serving.addr;
+    wait_for(Duration::from_secs(10), "the drain to begin", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    serving.signal("-INT");
+    let (code, _) = serving.wait().await;
+    assert_eq!(code, Some(1), "a forced stop is not a clean exit");
+    assert!(in_flight.await.unwrap().is_err(), "the held request was cut off");
+}
+
+#[tokio::test]
+async fn serving_the_current_directory_watches_it() {
+    let upstream = Upstream::start().await;
+    let dir = policy_set(&upstream.url());
+    // No --root: the default "." is relative, and edits must still be seen.
+    let serving = Serving::start(dir.root(), &[]);
+    let client = TestClient::new(serving.addr);
+    client
+        .get("api.test", "/v1/fresh")
+        .await
+        .assert_problem(404, "route-not-found");
+    dir.write(
+        "catalogue/fresh/fresh.toml",
+        &one_route_product("fresh", "core", "/v1/fresh", "/fresh", ""),
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the watcher to serve the new route",
+        || async { client.get("api.test", "/v1/fresh").await.status == 200 },
+    )
+    .await;
+    serving.signal("-TERM");
+    assert_eq!(serving.wait().await.0, Some(0));
 }

@@ -86,6 +86,20 @@ async fn interaction_id_is_echoed_or_generated() {
     assert_eq!(reply.header("x-fapi-interaction-id"), Some(given));
     assert_eq!(upstream.requests()[0].headers["x-fapi-interaction-id"], given);
 
+    // Only the canonical form is echoed; a braced UUID gets a fresh id.
+    let braced = "{4d8f9a52-6a1c-4c36-9a4b-0c5f2f6b7e11}";
+    let reply = client
+        .request(
+            Method::GET,
+            PROD,
+            "/v1/accounts",
+            &[("x-fapi-interaction-id", braced)],
+            b"",
+        )
+        .await;
+    assert_ne!(reply.header("x-fapi-interaction-id"), Some(braced));
+    assert_eq!(reply.header("x-fapi-interaction-id").map(str::len), Some(36));
+
     let generated = client.get(PROD, "/v1/accounts").await;
     let id = generated.header("x-fapi-interaction-id").unwrap();
     assert!(uuid::Uuid::try_parse(id).is_ok(), "{id}");
@@ -257,7 +271,13 @@ async fn product_lifecycle_headers_and_retirement() {
         );
         dir.write(
             "catalogue/legacy/gone.toml",
-            &one_route_product("ancient", "core", "/v0/ancient", "/x", "status = \"retired\""),
+            &one_route_product(
+                "ancient",
+                "core",
+                "/v0/ancient",
+                "/x",
+                "status = \"retired\"\ndeprecated_since = \"2025-01-01\"",
+            ),
         );
     })
     .await;
@@ -303,5 +323,48 @@ async fn a_stalled_request_body_gets_408_and_huge_headers_are_refused() {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    gw.shutdown().await;
+}
+
+/// Sends raw bytes and reads the response head and body as text.
+async fn raw_exchange(addr: std::net::SocketAddr, head: &str, chunks: &[&[u8]]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in chunks {
+        if stream.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).to_string()
+}
+
+#[tokio::test]
+async fn the_sandbox_mock_enforces_production_body_rules() {
+    let Harness { upstream, gw, .. } = Harness::start().await;
+    let addr = gw.address().unwrap();
+    let chunk = format!("4000\r\n{}\r\n", "z".repeat(0x4000));
+    let chunks: Vec<&[u8]> = std::iter::repeat_n(chunk.as_bytes(), 5)
+        .chain([&b"0\r\n\r\n"[..]])
+        .collect();
+    let head =
+        "PUT /v1/accounts/A1 HTTP/1.1\r\nhost: sandbox.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let text = raw_exchange(addr, head, &chunks).await;
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("payload-too-large"), "{text}");
+    assert_eq!(upstream.count(), 0);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_malformed_request_body_is_the_partners_fault_not_the_upstreams() {
+    let Harness { gw, .. } = Harness::start().await;
+    let addr = gw.address().unwrap();
+    let head =
+        "PUT /v1/accounts/A1 HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let text = raw_exchange(addr, head, &[b"5\r\nhello\r\nZZ-not-a-chunk-size\r\n"]).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("malformed-body"), "{text}");
     gw.shutdown().await;
 }

@@ -152,7 +152,9 @@ async fn admin_reload_reports_outcomes_and_refuses_listener_changes() {
     assert_eq!(s["products"], 2);
     assert_eq!(s["routes"]["production"], 5);
     assert!(s["loaded_at"].as_str().unwrap().ends_with('Z'));
-    admin.request(Method::GET, "localhost", "/admin/reload", &[], b"").await;
+    let wrong = admin.request(Method::GET, "localhost", "/admin/reload", &[], b"").await;
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("POST"));
     assert_eq!(admin.get("localhost", "/admin/nope").await.status, 404);
     gw.shutdown().await;
 }

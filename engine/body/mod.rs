@@ -32,11 +32,13 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
-/// Why a guarded body stopped early.
+/// Why a guarded body stopped early. Each is the partner's doing, not the upstream's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFault {
     TooLarge,
     TooSlow,
+    /// The client sent a malformed body (bad chunking) or went away mid-body.
+    Broken,
 }
 
 /// Shared record of what happened to a guarded body, read after the upstream call fails.
@@ -48,6 +50,7 @@ impl BodyVerdict {
         let code = match fault {
             BodyFault::TooLarge => 1,
             BodyFault::TooSlow => 2,
+            BodyFault::Broken => 3,
         };
         self.0.store(code, Ordering::Relaxed);
     }
@@ -56,6 +59,7 @@ impl BodyVerdict {
         match self.0.load(Ordering::Relaxed) {
             1 => Some(BodyFault::TooLarge),
             2 => Some(BodyFault::TooSlow),
+            3 => Some(BodyFault::Broken),
             _ => None,
         }
     }
@@ -111,7 +115,10 @@ where
                 this.sleep.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                this.verdict.set(BodyFault::Broken);
+                Poll::Ready(Some(Err(e.into())))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if this.sleep.as_mut().poll(cx).is_ready() {
@@ -130,6 +137,26 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Reads a body to its end under the same limits as a forwarded one, discarding it. The
+/// sandbox mock uses this so that partners meet the production rules there too.
+pub async fn discard<B>(body: B, limit: u64, idle: Duration) -> Result<(), BodyFault>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    if body.is_end_stream() {
+        return Ok(());
+    }
+    let verdict = BodyVerdict::default();
+    let mut guarded = GuardedBody::new(body, limit, idle, verdict.clone());
+    while let Some(frame) = guarded.frame().await {
+        if frame.is_err() {
+            return Err(verdict.fault().unwrap_or(BodyFault::Broken));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

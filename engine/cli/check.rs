@@ -22,7 +22,7 @@ pub fn run(root: &Path, format: OutputFormat) -> ExitCode {
                 }),
                 Err(diagnostics) => json!({"ok": false, "diagnostics": diagnostics}),
             };
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            super::out(format!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()));
         }
         OutputFormat::Text => match &result {
             Ok(compiled) => {
@@ -34,13 +34,13 @@ pub fn run(root: &Path, format: OutputFormat) -> ExitCode {
                     .map(|(env, n)| format!("{} in {}", n, env.as_str()))
                     .collect::<Vec<_>>()
                     .join(", ");
-                println!(
+                super::out(format!(
                     "ok: policy {} compiles: {} products, {} routes ({counts}), {} upstreams",
                     p.version,
                     p.products.len(),
                     p.routes.len(),
                     p.upstreams.len()
-                );
+                ));
             }
             Err(diagnostics) => eprint!("{}", diagnostics.render()),
         },

@@ -87,6 +87,12 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Prints a line to stdout. A closed pipe (`tollgate check | head`) is not worth a panic.
+fn out(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

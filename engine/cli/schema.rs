@@ -8,7 +8,10 @@ pub fn run(out: Option<PathBuf>, kind: Option<String>) -> ExitCode {
     if let Some(name) = kind {
         return match FileKind::ALL.iter().find(|k| k.name() == name) {
             Some(kind) => {
-                print!("{}", kind.schema_text());
+                {
+                    use std::io::Write;
+                    let _ = std::io::stdout().lock().write_all(kind.schema_text().as_bytes());
+                }
                 ExitCode::SUCCESS
             }
             None => {
@@ -23,24 +26,26 @@ pub fn run(out: Option<PathBuf>, kind: Option<String>) -> ExitCode {
     }
     let Some(dir) = out else {
         for kind in FileKind::ALL {
-            println!("{:<10} {}", kind.name(), kind.glob());
+            super::out(format!("{:<10} {}", kind.name(), kind.glob()));
         }
-        println!("\nwrite them with `tollgate schema --out .schemas`, or print one with `tollgate schema <kind>`");
+        super::out(format!(
+            "\nwrite them with `tollgate schema --out .schemas`, or print one with `tollgate schema <kind>`"
+        ));
         return ExitCode::SUCCESS;
     };
     if let Err(error) = write_all(&dir) {
         eprintln!("error: cannot write schemas to `{}`: {error}", dir.display());
         return ExitCode::FAILURE;
     }
-    println!(
+    super::out(format!(
         "wrote {} schemas and taplo.toml to {}",
         FileKind::ALL.len(),
         dir.display()
-    );
-    println!(
+    ));
+    super::out(format!(
         "point taplo at them: `taplo lint --config {}/taplo.toml`, or copy the [[rule]] entries into your .taplo.toml",
         dir.display()
-    );
+    ));
     ExitCode::SUCCESS
 }
 

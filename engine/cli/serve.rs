@@ -31,8 +31,14 @@ pub fn run(root: PathBuf, listen: Option<SocketAddr>, admin: Option<SocketAddr>,
             }
         };
         wait_for_shutdown_signal().await;
-        server.shutdown().await;
-        ExitCode::SUCCESS
+        // A second signal during the drain means "stop now".
+        tokio::select! {
+            _ = server.shutdown() => ExitCode::SUCCESS,
+            _ = wait_for_shutdown_signal() => {
+                tracing::warn!("second shutdown signal: exiting without waiting for in-flight requests");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -59,6 +59,17 @@ impl<'a> SchemaFiles<'a> {
         if self.set.unparsed.contains(&path) {
             return Ok(None);
         }
+        let in_schemas_dir = path.parent().and_then(Path::file_name).is_some_and(|d| d == "schemas");
+        if !self.set.json.contains_key(&path) && !in_schemas_dir && self.set.root.join(&path).is_file() {
+            return Err(Diagnostic::error(
+                "schema-outside-catalogue",
+                format!(
+                    "`{}` is not in a schemas/ directory, so tollgate does not read it",
+                    path.display()
+                ),
+            )
+            .help("move it to catalogue/<domain>/schemas/ and refer to it as \"schemas/<file>.json\""));
+        }
         let Some(doc) = self.set.json.get(&path) else {
             let file_name = path
                 .file_name()
@@ -139,7 +150,12 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
     if diags.error_count() > before {
         return None;
     }
-    let validator = match jsonschema::draft202012::new(schema) {
+    // Formats (date-time, email, uuid...) are assertions here: an example dated
+    // "yesterday" must not reach partners from the sandbox.
+    let validator = match jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(schema)
+    {
         Ok(v) => v,
         Err(error) => {
             let pointer = error.schema_path().as_str().to_string();

@@ -99,15 +99,26 @@ pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diag
                                 format!("{} {} is served twice in {}", plan.method, raw_route.path, env.as_str()),
                             )
                             .at(origin.at("path"))
-                            .note(format!("also served by route `{}`", other.product.raw.routes[other.index].id), Some(other.at("path")))
+                            .note(
+                                format!("also served by route `{}`", other.product.raw.routes[other.index].id),
+                                Some(other.at("path")),
+                            )
                             .help("remove one of the routes, or give it another method or path"),
                         );
+                        // The same clash in the other environment says nothing new.
+                        break;
                     }
-                    Err(InsertError::Conflict(why)) => diags.push(
-                        Diagnostic::error("conflicting-path", format!("path `{}` conflicts with another route: {why}", raw_route.path))
+                    Err(InsertError::Conflict(why)) => {
+                        diags.push(
+                            Diagnostic::error(
+                                "conflicting-path",
+                                format!("path `{}` conflicts with another route: {why}", raw_route.path),
+                            )
                             .at(origin.at("path"))
                             .help("two templates may not differ only in a parameter's name at the same position; use the same name"),
-                    ),
+                        );
+                        break;
+                    }
                 }
             }
             routes.push(plan);
@@ -161,11 +172,11 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
     };
     let sunset = date("sunset", &raw.sunset, diags);
     let since = date("deprecated_since", &raw.deprecated_since, diags);
-    if since.is_some() && status != ProductStatus::Deprecated {
+    if since.is_some() && status == ProductStatus::Active {
         diags.push(
-            Diagnostic::error("lifecycle", "deprecated_since is set but the product is not deprecated")
+            Diagnostic::error("lifecycle", "deprecated_since is set but the product is active")
                 .at(doc.value_location("/deprecated_since"))
-                .help("set status = \"deprecated\", or remove deprecated_since"),
+                .help("set status = \"deprecated\" (or \"retired\"), or remove deprecated_since"),
         );
     }
     if status == ProductStatus::Deprecated && since.is_none() {
@@ -236,6 +247,25 @@ fn product_targets(
     for (env, name) in declared {
         let Some(name) = name else { continue };
         let pointer = format!("/upstream/{}", env.as_str());
+        if let Some(gateway) = gateway {
+            if !gateway.environments[env.index()] {
+                diags.push(
+                    Diagnostic::warning(
+                        "environment-not-served",
+                        format!(
+                            "product `{}` is offered in {} but no host serves it",
+                            raw.id,
+                            env.as_str()
+                        ),
+                    )
+                    .at(doc.value_location(&pointer))
+                    .help(format!(
+                        "add [environments.{}] with hosts to policies/gateway.toml",
+                        env.as_str()
+                    )),
+                );
+            }
+        }
         if name == MOCK {
             if env == Environment::Production {
                 diags.push(
@@ -259,23 +289,6 @@ fn product_targets(
                         gateway.upstream_index.keys().map(String::as_str),
                     )),
             ),
-        }
-        if !gateway.environments[env.index()] {
-            diags.push(
-                Diagnostic::warning(
-                    "environment-not-served",
-                    format!(
-                        "product `{}` is offered in {} but no host serves it",
-                        raw.id,
-                        env.as_str()
-                    ),
-                )
-                .at(doc.value_location(&pointer))
-                .help(format!(
-                    "add [environments.{}] with hosts to policies/gateway.toml",
-                    env.as_str()
-                )),
-            );
         }
     }
     targets

@@ -32,7 +32,7 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
 
     let mut listeners = Vec::new();
     let mut seen_names: HashMap<&str, usize> = HashMap::new();
-    let mut seen_addresses: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut bound: Vec<(SocketAddr, usize)> = Vec::new();
     for (i, listener) in raw.listeners.iter().enumerate() {
         if let Some(first) = seen_names.insert(&listener.name, i) {
             diags.push(
@@ -51,19 +51,21 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
         let Some(address) = parse_address(&listener.address, &format!("/listeners/{i}/address"), loaded, diags) else {
             continue;
         };
-        // Port 0 asks the OS for any free port, so it never collides.
-        let fixed_port = address.port() != 0;
-        if let Some(first) = seen_addresses.insert(address, i).filter(|_| fixed_port) {
+        if let Some((_, first)) = bound.iter().find(|(other, _)| collides(address, *other)) {
             diags.push(
-                Diagnostic::error("duplicate-listener", format!("two listeners bind {address}"))
-                    .at(doc.value_location(&format!("/listeners/{i}/address")))
-                    .note(
-                        "first bound here",
-                        Some(doc.value_location(&format!("/listeners/{first}/address"))),
-                    )
-                    .help("each listener needs its own address and port"),
+                Diagnostic::error(
+                    "duplicate-listener",
+                    format!("two listeners bind port {}", address.port()),
+                )
+                .at(doc.value_location(&format!("/listeners/{i}/address")))
+                .note(
+                    "first bound here",
+                    Some(doc.value_location(&format!("/listeners/{first}/address"))),
+                )
+                .help("each listener needs its own address and port"),
             );
         }
+        bound.push((address, i));
         listeners.push(ListenerSettings {
             name: listener.name.clone(),
             address,
@@ -73,7 +75,7 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     let admin_text = raw.admin.address.as_deref().unwrap_or(DEFAULT_ADMIN);
     let admin = parse_address(admin_text, "/admin/address", loaded, diags);
     if let Some(admin) = admin {
-        if let Some(i) = seen_addresses.get(&admin).filter(|_| admin.port() != 0) {
+        if let Some((_, i)) = bound.iter().find(|(other, _)| collides(admin, *other)) {
             diags.push(
                 Diagnostic::error(
                     "duplicate-listener",
@@ -133,11 +135,14 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
     let mut upstream_index = HashMap::new();
     for (name, upstream) in &raw.upstreams {
         let base = format!("/upstreams/{}", crate::policy::document::escape_pointer(name));
-        let uri: Option<Uri> = upstream
-            .url
-            .parse()
-            .ok()
-            .filter(|u: &Uri| u.authority().is_some() && u.query().is_none());
+        let uri: Option<Uri> = upstream.url.parse().ok().filter(|u: &Uri| {
+            // `http` accepts "host:99999" and just reports no port; refuse it here.
+            let port_ok = u.authority().is_some_and(|a| {
+                let port_text = a.as_str().rsplit_once(':').filter(|(_, p)| !p.ends_with(']'));
+                port_text.is_none() || a.port_u16().is_some()
+            });
+            port_ok && u.query().is_none()
+        });
         let Some(uri) = uri else {
             diags.push(
                 Diagnostic::error("invalid-url", format!("`{}` is not a valid upstream URL", upstream.url))
@@ -234,6 +239,12 @@ fn compile_limits(loaded: &Loaded<RawGateway>, diags: &mut Diagnostics) -> Limit
             diags,
         ),
     }
+}
+
+/// Whether two listeners would fight over a port. Port 0 asks the OS for any free port and
+/// never collides; an unspecified IP (0.0.0.0, ::) takes the port on every address.
+fn collides(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn parse_address(

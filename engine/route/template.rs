@@ -141,7 +141,7 @@ impl PathTemplate {
             if let Some(bad) = segment.chars().find(|c| !is_segment_char(*c)) {
                 return Err(err(
                     format!("character {bad:?} is not allowed in a path template"),
-                    "use letters, digits and - . _ ~ in literal segments",
+                    "use letters, digits and - . _ ~ : @ in literal segments",
                 ));
             }
             if segment == "." || segment == ".." {

@@ -53,10 +53,17 @@ async fn route(state: &Arc<GatewayState>, request: Request<Incoming>) -> Respons
             json_response(code, &report)
         }
         (&Method::GET, "/admin/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        (_, "/admin/status" | "/admin/health" | "/admin/reload") => json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &json!({"error": "method not allowed", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health"]}),
-        ),
+        (_, path @ ("/admin/status" | "/admin/health" | "/admin/reload")) => {
+            let allow = if path == "/admin/reload" { "POST" } else { "GET" };
+            let mut response = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "method not allowed", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health"]}),
+            );
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+            response
+        }
         _ => json_response(
             StatusCode::NOT_FOUND,
             &json!({"error": "not found", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health"]}),

@@ -61,8 +61,12 @@ pub struct Server {
 impl Server {
     /// Compiles the policy set, binds every listener and starts serving.
     pub async fn start(options: ServerOptions) -> Result<Server, StartError> {
-        let (state, warnings) =
-            GatewayState::load(options.root.clone(), options.overrides.clone()).map_err(StartError::Policy)?;
+        // The watcher reports absolute paths; a relative root (the default ".") must be
+        // made absolute or no event would ever match it.
+        let root = std::path::absolute(&options.root).unwrap_or_else(|_| options.root.clone());
+        // Watch before the first load: an edit made while loading is then seen, not lost.
+        let changes = options.watch.then(|| watch::Changes::watch(&root));
+        let (state, warnings) = GatewayState::load(root, options.overrides.clone()).map_err(StartError::Policy)?;
         for w in warnings.iter() {
             tracing::warn!(code = w.code, at = %w.location.as_ref().map(|l| l.to_string()).unwrap_or_default(), "{}", w.message);
         }
@@ -81,8 +85,8 @@ impl Server {
         let admin_tcp = bind("admin", pipeline.settings.admin).await?;
         let admin = admin_tcp.local_addr().unwrap_or(pipeline.settings.admin);
         tasks.spawn(admin::serve(admin_tcp, Arc::clone(&state), stopped.clone()));
-        if options.watch {
-            tasks.spawn(watch::run(Arc::clone(&state), stopped.clone()));
+        if let Some(changes) = changes {
+            tasks.spawn(watch::run(Arc::clone(&state), changes, stopped.clone()));
         }
         tasks.spawn(reload_on_sighup(Arc::clone(&state), stopped.clone()));
 

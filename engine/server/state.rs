@@ -282,7 +282,12 @@ fn log_report(report: &ReloadReport) {
             );
             for d in report.diagnostics.iter() {
                 let at = d.location.as_ref().map(|l| l.to_string()).unwrap_or_default();
-                tracing::error!(code = d.code, at = %at, help = d.help.as_deref().unwrap_or(""), "{}", d.message);
+                let help = d.help.as_deref().unwrap_or("");
+                if d.is_error() {
+                    tracing::error!(code = d.code, at = %at, help, "{}", d.message);
+                } else {
+                    tracing::warn!(code = d.code, at = %at, help, "{}", d.message);
+                }
             }
         }
     }

@@ -19,10 +19,35 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Wait before trying to recreate a watcher that failed.
 const RETRY: Duration = Duration::from_secs(2);
 
-pub async fn run(state: Arc<GatewayState>, mut stop: watch::Receiver<bool>) {
-    let root = state.root.clone();
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher: Option<RecommendedWatcher> = None;
+/// Policy file changes, watched from before the first load so no edit is missed.
+pub struct Changes {
+    root: PathBuf,
+    tx: mpsc::UnboundedSender<()>,
+    rx: mpsc::UnboundedReceiver<()>,
+    watcher: Option<RecommendedWatcher>,
+}
+
+impl Changes {
+    /// Starts watching `root` now; events queue until `run` consumes them.
+    pub fn watch(root: &Path) -> Changes {
+        let (tx, rx) = mpsc::unbounded_channel::<()>();
+        let watcher = start_watcher(root, tx.clone());
+        Changes {
+            root: root.to_path_buf(),
+            tx,
+            rx,
+            watcher,
+        }
+    }
+}
+
+pub async fn run(state: Arc<GatewayState>, changes: Changes, mut stop: watch::Receiver<bool>) {
+    let Changes {
+        root,
+        tx,
+        mut rx,
+        mut watcher,
+    } = changes;
     loop {
         if watcher.is_none() {
             watcher = start_watcher(&root, tx.clone());
