@@ -341,7 +341,7 @@ fn interaction_id(headers: &http::HeaderMap) -> HeaderValue {
 fn http_date() -> HeaderValue {
     use std::cell::RefCell;
     thread_local! {
-        static CACHED: RefCell<(u64, HeaderValue)> = RefCell::new((u64::MAX, HeaderValue::from_static("")));
+        static CACHED: RefCell<(u64, HeaderValue)> = const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
     }
     let now = SystemTime::now();
     let second = now

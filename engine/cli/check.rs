@@ -22,7 +22,7 @@ pub fn run(root: &Path, format: OutputFormat) -> ExitCode {
                 }),
                 Err(diagnostics) => json!({"ok": false, "diagnostics": diagnostics}),
             };
-            super::out(format!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default()));
+            super::out(serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         OutputFormat::Text => match &result {
             Ok(compiled) => {

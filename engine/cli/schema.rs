@@ -28,9 +28,7 @@ pub fn run(out: Option<PathBuf>, kind: Option<String>) -> ExitCode {
         for kind in FileKind::ALL {
             super::out(format!("{:<10} {}", kind.name(), kind.glob()));
         }
-        super::out(format!(
-            "\nwrite them with `tollgate schema --out .schemas`, or print one with `tollgate schema <kind>`"
-        ));
+        super::out("\nwrite them with `tollgate schema --out .schemas`, or print one with `tollgate schema <kind>`");
         return ExitCode::SUCCESS;
     };
     if let Err(error) = write_all(&dir) {
