@@ -13,6 +13,7 @@ pub mod body;
 pub mod cli;
 pub mod compile;
 pub mod diagnostics;
+pub mod identity;
 pub mod pipeline;
 pub mod policy;
 pub mod problem;

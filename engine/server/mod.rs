@@ -5,6 +5,7 @@
 //! stops accepting, lets in-flight requests finish within the grace period, and returns.
 
 mod admin;
+pub mod tls;
 mod state;
 mod watch;
 

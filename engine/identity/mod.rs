@@ -1,0 +1,5 @@
+//! Identity: who is calling. Credentials, tokens and the keys that sign and verify them.
+
+pub mod jwk;
+pub mod jwt;
+pub mod secret;
