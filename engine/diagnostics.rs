@@ -102,6 +102,11 @@ impl Diagnostic {
         self
     }
 
+    pub fn at_opt(mut self, location: Option<Location>) -> Self {
+        self.location = location.map(Box::new);
+        self
+    }
+
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self

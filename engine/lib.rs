@@ -9,6 +9,7 @@
 // Policy files and requests must never be able to crash the gateway.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access;
 pub mod body;
 pub mod cli;
 pub mod compile;
@@ -19,4 +20,5 @@ pub mod policy;
 pub mod problem;
 pub mod route;
 pub mod server;
+pub mod state;
 pub mod upstream;

@@ -6,10 +6,14 @@
 //!
 //! `Pipeline::serve` reads the request's path through the gateway from top to bottom.
 
+use crate::access::AccessTable;
 use crate::body::{Body, BodyFault, BodyVerdict, GuardedBody};
+use crate::identity::credentials::Credentials;
+use crate::identity::token::{Issuer, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 use crate::policy::PolicyVersion;
 use crate::problem::Problem;
 use crate::route::{is_safe_param, EnvMap, Environment, HostTable, PathTemplate, RouteMatch, Router};
+use crate::state::Stores;
 use crate::upstream::headers::{self, X_FAPI_INTERACTION_ID};
 use crate::upstream::mock::MockResponse;
 use crate::upstream::{Upstream, UpstreamError};
@@ -24,7 +28,15 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug)]
 pub struct Pipeline {
     pub version: PolicyVersion,
+    /// Digest of key and certificate files, so rotating them counts as a change.
+    pub material_digest: [u8; 32],
     pub settings: Settings,
+    /// Per listener (as in `settings.listeners`): its TLS config, if any.
+    pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// tollgate's token issuer, if `[oauth]` is configured.
+    pub issuer: Option<Issuer>,
+    pub access: AccessTable,
+    pub credentials: Credentials,
     pub hosts: HostTable,
     /// One router per environment, holding only the routes offered there.
     pub routers: [Router; 2],
@@ -100,10 +112,17 @@ pub struct RoutePlan {
     pub upstream_path: PathTemplate,
     /// What answers the route in each environment; absent where it is not offered.
     pub targets: EnvMap<Target>,
-    pub scope: Option<Arc<str>>,
+    pub scope: Option<RouteScope>,
     pub billable_event: Option<Arc<str>>,
     pub request_schema: Option<Arc<jsonschema::Validator>>,
     pub response_schema: Option<Arc<jsonschema::Validator>>,
+}
+
+/// The scope a route requires, resolved to its index in the access table.
+#[derive(Debug, Clone)]
+pub struct RouteScope {
+    pub index: usize,
+    pub name: Arc<str>,
 }
 
 /// What answers a route.
@@ -121,6 +140,8 @@ pub struct ConnInfo {
     pub remote: SocketAddr,
     /// "http" or "https", for X-Forwarded-Proto.
     pub proto: &'static str,
+    /// SHA-256 of the client certificate presented in the TLS handshake (mTLS).
+    pub client_cert: Option<[u8; 32]>,
 }
 
 /// What the access log records about one request. Never the raw path or query: they
@@ -130,17 +151,18 @@ struct Outcome {
     environment: Option<Environment>,
     route: Option<usize>,
     upstream: Option<usize>,
+    partner: Option<usize>,
     problem: Option<&'static str>,
 }
 
 impl Pipeline {
     /// Runs one request and always produces a response.
-    pub async fn handle(&self, request: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+    pub async fn handle(&self, request: Request<Incoming>, conn: &ConnInfo, stores: &Stores) -> Response<Body> {
         let started = Instant::now();
         let interaction_id = interaction_id(request.headers());
         let method = request.method().clone();
         let mut outcome = Outcome::default();
-        let mut response = match self.serve(request, conn, &interaction_id, &mut outcome).await {
+        let mut response = match self.serve(request, conn, stores, &interaction_id, &mut outcome).await {
             Ok(response) => response,
             Err(problem) => {
                 outcome.problem = Some(problem.slug());
@@ -159,6 +181,7 @@ impl Pipeline {
         &self,
         request: Request<Incoming>,
         conn: &ConnInfo,
+        stores: &Stores,
         interaction_id: &HeaderValue,
         outcome: &mut Outcome,
     ) -> Result<Response<Body>, Problem> {
@@ -169,6 +192,14 @@ impl Pipeline {
             .and_then(|host| self.hosts.environment(host))
             .ok_or(Problem::UnknownHost)?;
         outcome.environment = Some(env);
+        if let Some(response) = self.identity_endpoint(request.uri().path(), env) {
+            return match response {
+                IdentityEndpoint::Token(issuer) => Ok(issuer
+                    .token_endpoint(request, env, conn.client_cert, &self.credentials, &self.access, stores)
+                    .await),
+                IdentityEndpoint::Document(response) => Ok(response),
+            };
+        }
         // A cheap clone (shared bytes) so the path parameters can outlive `request`.
         let uri = request.uri().clone();
         let (route_id, params) = match self.routers[env.index()].find(request.method(), uri.path()) {
@@ -190,7 +221,38 @@ impl Pipeline {
             values.push(value);
         }
 
-        // 3-6. authenticate, authorise, consent, limit: arrive with partner identity.
+        // 3. authenticate: a bearer token from tollgate's issuer, for this environment,
+        //    bound to the client certificate if it was issued over mTLS.
+        let issuer = self.issuer.as_ref().ok_or(Problem::AuthenticationRequired)?;
+        let caller = issuer.authenticate(
+            request.headers(),
+            uri.query(),
+            env,
+            conn.client_cert,
+            &self.credentials,
+            &self.access,
+            true,
+        )?;
+        outcome.partner = Some(caller.partner);
+
+        // 4. authorise: product granted (with its licence held), scope in the token.
+        let partner = self.access.partners.get(caller.partner).ok_or(Problem::InvalidToken)?;
+        let licensed = product
+            .licence
+            .as_ref()
+            .is_none_or(|licence| partner.licences.contains(licence));
+        if !partner.granted_product(route.product) || !licensed {
+            return Err(Problem::ProductNotGranted);
+        }
+        if let Some(scope) = &route.scope {
+            if !caller.has_scope(scope.index) {
+                return Err(Problem::InsufficientScope {
+                    scope: scope.name.clone(),
+                });
+            }
+        }
+
+        // 5-6. consent, limit: arrive with their issues.
 
         // 7. request body: refuse what is declared too large before reading a byte.
         let max_body = self.settings.limits.max_body;
@@ -280,6 +342,7 @@ impl Pipeline {
             environment = outcome.environment.map(Environment::as_str),
             method = method.as_str(),
             route = route.map(|r| &*r.id),
+            partner = outcome.partner.and_then(|p| self.access.partners.get(p)).map(|p| &*p.id),
             path = route.map(|r| &*r.path),
             upstream = outcome.upstream.map(|u| &*self.upstreams[u].name),
             status,
@@ -292,6 +355,24 @@ impl Pipeline {
     /// Number of routes offered in each environment.
     pub fn route_counts(&self) -> [(Environment, usize); 2] {
         Environment::ALL.map(|env| (env, self.routers[env.index()].len()))
+    }
+}
+
+/// A request the gateway answers itself, as an authorization server.
+enum IdentityEndpoint<'a> {
+    Token(&'a Issuer),
+    Document(Response<Body>),
+}
+
+impl Pipeline {
+    fn identity_endpoint(&self, path: &str, _env: Environment) -> Option<IdentityEndpoint<'_>> {
+        let issuer = self.issuer.as_ref()?;
+        match path {
+            TOKEN_PATH => Some(IdentityEndpoint::Token(issuer)),
+            JWKS_PATH => Some(IdentityEndpoint::Document(issuer.jwks_response())),
+            METADATA_PATH => Some(IdentityEndpoint::Document(issuer.metadata_response())),
+            _ => None,
+        }
     }
 }
 

@@ -35,6 +35,18 @@ pub enum Problem {
     BadUpstreamResponse,
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// No access token was presented (RFC 6750: 401 without an error code).
+    AuthenticationRequired,
+    /// The access token is invalid, expired, for another environment, or not bound to the
+    /// certificate presented (RFC 6750 invalid_token).
+    InvalidToken,
+    /// The request carried credentials in a way the gateway refuses (two methods, a token
+    /// in the query string).
+    InvalidRequest,
+    /// The token lacks the route's scope (RFC 6750 insufficient_scope).
+    InsufficientScope { scope: std::sync::Arc<str> },
+    /// The partner has not been granted the route's product, or lacks its licence.
+    ProductNotGranted,
 }
 
 impl Problem {
@@ -50,6 +62,9 @@ impl Problem {
             Problem::MalformedBody => StatusCode::BAD_REQUEST,
             Problem::UpstreamUnavailable | Problem::BadUpstreamResponse => StatusCode::BAD_GATEWAY,
             Problem::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Problem::AuthenticationRequired | Problem::InvalidToken => StatusCode::UNAUTHORIZED,
+            Problem::InvalidRequest => StatusCode::BAD_REQUEST,
+            Problem::InsufficientScope { .. } | Problem::ProductNotGranted => StatusCode::FORBIDDEN,
         }
     }
 
@@ -67,6 +82,11 @@ impl Problem {
             Problem::UpstreamUnavailable => "upstream-unavailable",
             Problem::BadUpstreamResponse => "bad-upstream-response",
             Problem::UpstreamTimeout => "upstream-timeout",
+            Problem::AuthenticationRequired => "authentication-required",
+            Problem::InvalidToken => "invalid-token",
+            Problem::InvalidRequest => "invalid-request",
+            Problem::InsufficientScope { .. } => "insufficient-scope",
+            Problem::ProductNotGranted => "product-not-granted",
         }
     }
 
@@ -83,6 +103,11 @@ impl Problem {
             Problem::UpstreamUnavailable => "Service unavailable upstream",
             Problem::BadUpstreamResponse => "Bad response upstream",
             Problem::UpstreamTimeout => "Upstream timed out",
+            Problem::AuthenticationRequired => "Authentication required",
+            Problem::InvalidToken => "Invalid access token",
+            Problem::InvalidRequest => "Invalid request",
+            Problem::InsufficientScope { .. } => "Insufficient scope",
+            Problem::ProductNotGranted => "Product not granted",
         }
     }
 
@@ -105,7 +130,31 @@ impl Problem {
             Problem::UpstreamUnavailable => "The service behind this route could not be reached. Retry later.".into(),
             Problem::BadUpstreamResponse => "The service behind this route gave an invalid response.".into(),
             Problem::UpstreamTimeout => "The service behind this route did not answer in time.".into(),
+            Problem::AuthenticationRequired => {
+                "This API requires an access token in the Authorization header (Bearer).".into()
+            }
+            Problem::InvalidToken => {
+                "The access token is invalid, expired, not for this environment, or not bound to this client certificate."
+                    .into()
+            }
+            Problem::InvalidRequest => "Credentials were presented in a way this API does not accept.".into(),
+            Problem::InsufficientScope { scope } => format!("This route requires the scope `{scope}`."),
+            Problem::ProductNotGranted => "Your organisation has not been granted the API product behind this route.".into(),
         }
+    }
+
+    /// The RFC 6750 `WWW-Authenticate` challenge for authentication and scope failures.
+    fn bearer_challenge(&self) -> Option<HeaderValue> {
+        let value = match self {
+            Problem::AuthenticationRequired => "Bearer realm=\"tollgate\"".to_string(),
+            Problem::InvalidToken => "Bearer realm=\"tollgate\", error=\"invalid_token\"".to_string(),
+            Problem::InvalidRequest => "Bearer realm=\"tollgate\", error=\"invalid_request\"".to_string(),
+            Problem::InsufficientScope { scope } => {
+                format!("Bearer realm=\"tollgate\", error=\"insufficient_scope\", scope=\"{scope}\"")
+            }
+            _ => return None,
+        };
+        HeaderValue::from_str(&value).ok()
     }
 
     pub fn type_uri(&self) -> String {
@@ -144,6 +193,9 @@ impl Problem {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Problem::MethodNotAllowed { allow } = self {
             headers.insert(header::ALLOW, allow.clone());
+        }
+        if let Some(challenge) = self.bearer_challenge() {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

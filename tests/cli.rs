@@ -274,6 +274,7 @@ fn gated_policy(upstream: &Upstream) -> PolicyDir {
         "catalogue/gated/gated.toml",
         &one_route_product("gated", "core", "/v1/gated", "/gate", ""),
     );
+    grant(&dir, "gated");
     dir.write(
         "policies/gateway.toml",
         &gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\""),
@@ -287,6 +288,7 @@ async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
     let dir = gated_policy(&upstream);
     let serving = Serving::start(dir.root(), &["--no-watch", "--root", dir.root().to_str().unwrap()]);
     let (addr, client) = (serving.addr, TestClient::new(serving.addr));
+    client.sign_in().await;
 
     let in_flight = {
         let client = client.clone();
@@ -321,6 +323,7 @@ async fn a_second_signal_stops_without_waiting() {
     let dir = gated_policy(&upstream);
     let serving = Serving::start(dir.root(), &["--no-watch", "--root", dir.root().to_str().unwrap()]);
     let client = TestClient::new(serving.addr);
+    client.sign_in().await;
     let in_flight =
         tokio::spawn(async move { client.try_request(Method::GET, "api.test", "/v1/gated", &[], b"").await });
     wait_for(Duration::from_secs(10), "the request to reach the upstream", || async {
@@ -347,6 +350,7 @@ async fn serving_the_current_directory_watches_it() {
     // No --root: the default "." is relative, and edits must still be seen.
     let serving = Serving::start(dir.root(), &[]);
     let client = TestClient::new(serving.addr);
+    client.sign_in().await;
     client
         .get("api.test", "/v1/fresh")
         .await
@@ -355,6 +359,7 @@ async fn serving_the_current_directory_watches_it() {
         "catalogue/fresh/fresh.toml",
         &one_route_product("fresh", "core", "/v1/fresh", "/fresh", ""),
     );
+    grant(&dir, "fresh");
     wait_for(
         Duration::from_secs(10),
         "the watcher to serve the new route",

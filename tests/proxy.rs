@@ -24,7 +24,7 @@ async fn proxies_path_query_headers_and_body() {
             &[
                 ("content-type", "application/json"),
                 ("x-request-ref", "r-1"),
-                ("authorization", "Bearer partner-token"),
+                ("authorization", &format!("Bearer {}", client.token(PROD))),
                 ("x-forwarded-for", "6.6.6.6"),
                 ("connection", "keep-alive, x-hop"),
                 ("x-hop", "secret"),
@@ -157,7 +157,10 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
     // Chunked, with no Content-Length: the limit is enforced as bytes arrive.
     let addr = gw.address().unwrap();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\n\r\n";
+    let head = format!(
+        "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\nauthorization: Bearer {}\r\ntransfer-encoding: chunked\r\n\r\n",
+        client.token(PROD)
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     let chunk = vec![b'y'; 16 * 1024];
     for _ in 0..5 {
@@ -189,6 +192,12 @@ async fn upstream_failures_are_502_and_504_without_internals() {
             "catalogue/broken/broken.toml",
             &one_route_product("garbled", "garbled", "/v1/garbled", "/x", ""),
         );
+        grant(dir, "garbled");
+        grant(dir, "gone");
+        dir.write(
+            "catalogue/broken/unused.toml",
+            &one_route_product("unused", "gone", "/v1/unused", "/x", ""),
+        );
         dir.write(
             "catalogue/broken/gone.toml",
             &one_route_product("gone", "gone", "/v1/gone", "/x", ""),
@@ -219,6 +228,7 @@ async fn upstream_failures_are_502_and_504_without_internals() {
         "catalogue/slow/slow.toml",
         &one_route_product("slow", "core", "/v1/slow", "/slow", ""),
     );
+    grant(&dir, "slow");
     let report = admin_reload(&admin).await;
     assert_eq!(report["outcome"], "applied", "{report}");
     client
@@ -253,6 +263,7 @@ async fn cleartext_http2_is_served() {
     let dir = policy_set(&upstream.url());
     let gw = start_gateway(&dir, false).await;
     let client = TestClient::h2(gw.address().unwrap());
+    client.sign_in().await;
     let reply = client.get(PROD, "/v1/accounts/ACC-7").await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.json()["uri"], "/core/acct/ACC-7/detail");
@@ -268,6 +279,12 @@ async fn product_lifecycle_headers_and_retirement() {
         dir.write(
             "catalogue/legacy/old.toml",
             &one_route_product("old", "core", "/v0/statements", "/stmts", lifecycle),
+        );
+        grant(dir, "old");
+        grant(dir, "ancient");
+        dir.write(
+            "catalogue/legacy/unused.toml",
+            &one_route_product("unused", "core", "/v0/unused", "/x", ""),
         );
         dir.write(
             "catalogue/legacy/gone.toml",
@@ -294,14 +311,15 @@ async fn product_lifecycle_headers_and_retirement() {
 
 #[tokio::test]
 async fn a_stalled_request_body_gets_408_and_huge_headers_are_refused() {
-    let upstream = Upstream::start().await;
-    let dir = policy_set(&upstream.url());
-    let gw = start_gateway(&dir, false).await;
+    let Harness { gw, client, .. } = Harness::start().await;
     let addr = gw.address().unwrap();
 
     // Promise 100 bytes, send 10, then stall past body_read_timeout (300ms).
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\ncontent-length: 100\r\n\r\n0123456789";
+    let head = format!(
+        "PUT /v1/accounts/ACC-1 HTTP/1.1\r\nhost: api.test\r\nauthorization: Bearer {}\r\ncontent-length: 100\r\n\r\n0123456789",
+        client.token(PROD)
+    );
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut response = vec![0u8; 4096];
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut response))
@@ -342,15 +360,19 @@ async fn raw_exchange(addr: std::net::SocketAddr, head: &str, chunks: &[&[u8]]) 
 
 #[tokio::test]
 async fn the_sandbox_mock_enforces_production_body_rules() {
-    let Harness { upstream, gw, .. } = Harness::start().await;
+    let Harness {
+        upstream, gw, client, ..
+    } = Harness::start().await;
     let addr = gw.address().unwrap();
     let chunk = format!("4000\r\n{}\r\n", "z".repeat(0x4000));
     let chunks: Vec<&[u8]> = std::iter::repeat_n(chunk.as_bytes(), 5)
         .chain([&b"0\r\n\r\n"[..]])
         .collect();
-    let head =
-        "PUT /v1/accounts/A1 HTTP/1.1\r\nhost: sandbox.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-    let text = raw_exchange(addr, head, &chunks).await;
+    let head = format!(
+        "PUT /v1/accounts/A1 HTTP/1.1\r\nhost: sandbox.test\r\nauthorization: Bearer {}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        client.token("sandbox.test")
+    );
+    let text = raw_exchange(addr, &head, &chunks).await;
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("payload-too-large"), "{text}");
     assert_eq!(upstream.count(), 0);
@@ -359,11 +381,13 @@ async fn the_sandbox_mock_enforces_production_body_rules() {
 
 #[tokio::test]
 async fn a_malformed_request_body_is_the_partners_fault_not_the_upstreams() {
-    let Harness { gw, .. } = Harness::start().await;
+    let Harness { gw, client, .. } = Harness::start().await;
     let addr = gw.address().unwrap();
-    let head =
-        "PUT /v1/accounts/A1 HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-    let text = raw_exchange(addr, head, &[b"5\r\nhello\r\nZZ-not-a-chunk-size\r\n"]).await;
+    let head = format!(
+        "PUT /v1/accounts/A1 HTTP/1.1\r\nhost: api.test\r\nauthorization: Bearer {}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        client.token(PROD)
+    );
+    let text = raw_exchange(addr, &head, &[b"5\r\nhello\r\nZZ-not-a-chunk-size\r\n"]).await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("malformed-body"), "{text}");
     gw.shutdown().await;

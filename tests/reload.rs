@@ -16,8 +16,8 @@ fn cards_product(path: &str) -> String {
         r#"id = "cards"
 name = "Cards"
 version = "1.0.0"
-licence = "CARD_ISSUING"
-data_class = "pci"
+licence = "AISP"
+data_class = "pii"
 [upstream]
 production = "core"
 [[routes]]
@@ -39,6 +39,7 @@ async fn edits_are_served_broken_edits_rejected_and_fixes_applied() {
     let dir = policy_set(&upstream.url());
     let gw = start_gateway(&dir, true).await;
     let client = TestClient::new(gw.address().unwrap());
+    client.sign_in().await;
     let admin = TestClient::new(gw.admin);
     let first_version = status(&admin).await["policy_version"]["sha256"]
         .as_str()
@@ -51,6 +52,7 @@ async fn edits_are_served_broken_edits_rejected_and_fixes_applied() {
 
     // A new product file is picked up by the watcher.
     dir.write("catalogue/cards/cards.toml", &cards_product("/v1/cards"));
+    grant(&dir, "cards");
     wait_for(WAIT, "the new route to be served", || async {
         client.get(PROD, "/v1/cards").await.status == 200
     })
@@ -108,6 +110,7 @@ async fn admin_reload_reports_outcomes_and_refuses_listener_changes() {
     let dir = policy_set(&upstream.url());
     let gw = start_gateway(&dir, false).await;
     let client = TestClient::new(gw.address().unwrap());
+    client.sign_in().await;
     let admin = TestClient::new(gw.admin);
 
     let reply = admin
@@ -123,6 +126,7 @@ async fn admin_reload_reports_outcomes_and_refuses_listener_changes() {
     );
     dir.write("policies/gateway.toml", &moved);
     dir.write("catalogue/cards/cards.toml", &cards_product("/v1/cards"));
+    grant(&dir, "cards");
     let reply = admin
         .request(Method::POST, "localhost", "/admin/reload", &[], b"")
         .await;
@@ -184,8 +188,10 @@ async fn in_flight_requests_finish_on_the_pipeline_they_started_on() {
     // A long upstream timeout so the gate, not the timeout, decides.
     let gateway = gateway_toml(&upstream.url(), "").replace("timeout = \"400ms\"", "timeout = \"30s\"");
     dir.write("policies/gateway.toml", &gateway);
+    grant(&dir, "gated");
     let gw = start_gateway(&dir, false).await;
     let client = TestClient::new(gw.address().unwrap());
+    client.sign_in().await;
     let admin = TestClient::new(gw.admin);
 
     let in_flight = {
@@ -199,6 +205,7 @@ async fn in_flight_requests_finish_on_the_pipeline_they_started_on() {
 
     // Remove the route while the request is held at the upstream.
     std::fs::remove_dir_all(dir.path("catalogue/gated")).unwrap();
+    dir.write("policies/partners/acme.toml", &acme_partner(&[]));
     let report = admin
         .request(Method::POST, "localhost", "/admin/reload", &[], b"")
         .await
@@ -223,6 +230,8 @@ async fn reloading_under_load_loses_no_request() {
     let gw = start_gateway(&dir, true).await;
     let addr = gw.address().unwrap();
     let admin = TestClient::new(gw.admin);
+    let template = TestClient::new(addr);
+    template.sign_in().await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
@@ -231,7 +240,8 @@ async fn reloading_under_load_loses_no_request() {
     for i in 0..16 {
         let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
         // Half the clients keep connections alive, half open a new one per request.
-        let client = TestClient::new(addr);
+        let client = template.fresh();
+        let template = template.clone();
         workers.push(tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -241,7 +251,8 @@ async fn reloading_under_load_loses_no_request() {
                         .try_request(Method::GET, PROD, &format!("/v1/accounts/A{n}"), &[], b"")
                         .await
                 } else {
-                    TestClient::new(addr)
+                    template
+                        .fresh()
                         .try_request(Method::GET, PROD, "/v1/accounts", &[], b"")
                         .await
                 };

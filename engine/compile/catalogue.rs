@@ -3,8 +3,10 @@
 use super::body_schemas::{BodySchema, SchemaFiles};
 use super::gateway::{suggest_upstream, GatewayParts};
 use super::units::date_to_days;
-use crate::diagnostics::{Diagnostic, Diagnostics, Location};
-use crate::pipeline::{DataClass, ProductPlan, ProductStatus, RoutePlan, Target};
+use crate::access::AccessTable;
+use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Location};
+use crate::identity::token::RESERVED_PATHS;
+use crate::pipeline::{DataClass, ProductPlan, ProductStatus, RoutePlan, RouteScope, Target};
 use crate::policy::raw::{RawDataClass, RawProductStatus, RawRoute};
 use crate::policy::{LoadedProduct, PolicySet};
 use crate::route::{EnvMap, Environment, InsertError, PathTemplate, Router};
@@ -38,7 +40,12 @@ impl Origin<'_> {
     }
 }
 
-pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diagnostics) -> CatalogueParts {
+pub fn compile(
+    set: &PolicySet,
+    gateway: Option<&GatewayParts>,
+    access: &AccessTable,
+    diags: &mut Diagnostics,
+) -> CatalogueParts {
     let mut schemas = SchemaFiles::new(set);
     let mut products = Vec::new();
     let mut routes = Vec::new();
@@ -81,7 +88,16 @@ pub fn compile(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diag
                 continue;
             }
             route_ids.insert(&raw_route.id, Origin { product: loaded, index });
-            let Some(plan) = route_plan(raw_route, product_index, &origin, &targets, &mut schemas, diags) else {
+            let Some(plan) = route_plan(
+                raw_route,
+                product_index,
+                &origin,
+                &targets,
+                &mut schemas,
+                access,
+                set.incomplete,
+                diags,
+            ) else {
                 continue;
             };
             let route_id = routes.len();
@@ -300,9 +316,40 @@ fn route_plan(
     origin: &Origin,
     targets: &EnvMap<ProductTarget>,
     schemas: &mut SchemaFiles,
+    access: &AccessTable,
+    set_incomplete: bool,
     diags: &mut Diagnostics,
 ) -> Option<RoutePlan> {
     let before = diags.error_count();
+    if RESERVED_PATHS.contains(&raw.path.as_str()) {
+        diags.push(
+            Diagnostic::error(
+                "reserved-path",
+                format!("`{}` is answered by the gateway itself", raw.path),
+            )
+            .at(origin.at("path"))
+            .help("choose another path; /oauth2/token and /.well-known/* belong to tollgate's authorization server"),
+        );
+    }
+    let scope = raw.scope.as_deref().and_then(|name| match access.scope(name) {
+        Some(index) => Some(RouteScope {
+            index,
+            name: Arc::from(name),
+        }),
+        None if set_incomplete => None,
+        None => {
+            let help = match did_you_mean(name, access.scope_index.keys().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("declare it in policies/scopes.toml: [scopes.\"{name}\"] description = \"...\""),
+            };
+            diags.push(
+                Diagnostic::error("unknown-scope", format!("scope `{name}` is not declared"))
+                    .at(origin.at("scope"))
+                    .help(help),
+            );
+            None
+        }
+    });
     let method = Method::from_bytes(raw.method.as_bytes()).unwrap_or(Method::GET);
     let path = match PathTemplate::parse(&raw.path) {
         Ok(path) => Some(path),
@@ -389,7 +436,7 @@ fn route_plan(
         path: Arc::from(raw.path.as_str()),
         upstream_path: upstream_path?,
         targets: route_targets,
-        scope: raw.scope.as_deref().map(Arc::from),
+        scope,
         billable_event: raw.billable_event.as_deref().map(Arc::from),
         request_schema: request_schema.map(|s| s.validator.clone()),
         response_schema: response_schema.map(|s| s.validator.clone()),

@@ -2,14 +2,21 @@
 
 use super::units;
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+use crate::identity::jwt::SigningKey;
+use crate::identity::token::Issuer;
 use crate::pipeline::{Limits, ListenerSettings, Settings};
+use crate::policy::raw::{RawClientCertificate, RawTls, RawTlsProfile};
 use crate::policy::raw::{RawEnvironment, RawGateway};
 use crate::policy::Loaded;
 use crate::route::{Environment, HostTable};
+use crate::server::tls::{server_config, TlsFiles, TlsProfile};
 use crate::upstream::{ClientCache, PoolSettings, Upstream};
 use http::Uri;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
@@ -19,18 +26,30 @@ const MIN_HEADER_BYTES: u64 = 8 * 1024;
 /// The compiled gateway settings plus what the catalogue needs to resolve names.
 pub struct GatewayParts {
     pub settings: Settings,
+    /// Per listener (same order as `settings.listeners`): its TLS config, if any.
+    pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    pub issuer: Option<Issuer>,
+    /// SHA-256 over the key and certificate files read, so rotating them is a change.
+    pub material_digest: [u8; 32],
     pub hosts: HostTable,
     pub upstreams: Vec<Upstream>,
     pub upstream_index: HashMap<String, usize>,
     pub environments: [bool; 2],
 }
 
-pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut Diagnostics) -> Option<GatewayParts> {
+pub fn compile(
+    loaded: &Loaded<RawGateway>,
+    root: &Path,
+    clients: &ClientCache,
+    diags: &mut Diagnostics,
+) -> Option<GatewayParts> {
     let raw = &loaded.raw;
     let doc = &loaded.doc;
     let errors_before = diags.error_count();
 
     let mut listeners = Vec::new();
+    let mut listener_tls = Vec::new();
+    let mut material = Sha256::new();
     let mut seen_names: HashMap<&str, usize> = HashMap::new();
     let mut bound: Vec<(SocketAddr, usize)> = Vec::new();
     for (i, listener) in raw.listeners.iter().enumerate() {
@@ -66,6 +85,12 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
             );
         }
         bound.push((address, i));
+        listener_tls.push(
+            listener
+                .tls
+                .as_ref()
+                .and_then(|tls| compile_tls(tls, i, loaded, root, &mut material, diags)),
+        );
         listeners.push(ListenerSettings {
             name: listener.name.clone(),
             address,
@@ -178,10 +203,42 @@ pub fn compile(loaded: &Loaded<RawGateway>, clients: &ClientCache, diags: &mut D
         }
     }
 
+    let issuer = raw.oauth.as_ref().and_then(|oauth| {
+        let lifetime = match oauth.token_lifetime.as_deref() {
+            None => Duration::from_secs(300),
+            Some(text) => match units::duration(text).filter(|d| !d.is_zero() && d.as_secs() <= 3600) {
+                Some(d) => d,
+                None => {
+                    diags.push(
+                        Diagnostic::error("invalid-duration", format!("`{text}` is not a usable token lifetime"))
+                            .at(doc.value_location("/oauth/token_lifetime"))
+                            .help("access tokens are short-lived: write between \"1s\" and \"60m\""),
+                    );
+                    Duration::from_secs(300)
+                }
+            },
+        };
+        let text = read_material(&oauth.signing_key, "/oauth/signing_key", loaded, root, &mut material, diags)?;
+        match SigningKey::from_pkcs8_pem(&text, &oauth.key_id) {
+            Ok(key) => Some(Issuer::new(oauth.issuer.clone(), key, lifetime)),
+            Err(error) => {
+                diags.push(
+                    Diagnostic::error("invalid-signing-key", format!("the token signing key cannot be used: {error}"))
+                        .at(doc.value_location("/oauth/signing_key"))
+                        .help("use a PEM PKCS#8 P-256 (ES256) or Ed25519 (EdDSA) private key, e.g. `openssl genpkey -algorithm ed25519`"),
+                );
+                None
+            }
+        }
+    });
+
     if diags.error_count() > errors_before {
         return None;
     }
     Some(GatewayParts {
+        listener_tls,
+        issuer,
+        material_digest: material.finalize().into(),
         settings: Settings {
             name: raw.gateway.name.clone().unwrap_or_else(|| "tollgate".to_string()),
             listeners,
@@ -260,6 +317,82 @@ fn parse_address(
                 Diagnostic::error("invalid-address", format!("`{text}` is not an IP address and port"))
                     .at(loaded.doc.value_location(pointer))
                     .help("write e.g. \"127.0.0.1:8080\" or \"[::]:8443\"; host names are not resolved here"),
+            );
+            None
+        }
+    }
+}
+
+/// Reads a key or certificate file named in gateway.toml (relative to the policy root),
+/// adding its contents to the material digest.
+fn read_material(
+    path: &str,
+    pointer: &str,
+    loaded: &Loaded<RawGateway>,
+    root: &Path,
+    material: &mut Sha256,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    match std::fs::read_to_string(root.join(path)) {
+        Ok(text) => {
+            material.update(text.as_bytes());
+            Some(text)
+        }
+        Err(error) => {
+            diags.push(
+                Diagnostic::error("unreadable", format!("cannot read `{path}`: {error}"))
+                    .at(loaded.doc.value_location(pointer))
+                    .help("paths are relative to the policy root; keep keys and certificates outside git"),
+            );
+            None
+        }
+    }
+}
+
+/// Loads a listener's certificate, key and client CA into a rustls config.
+fn compile_tls(
+    tls: &RawTls,
+    index: usize,
+    loaded: &Loaded<RawGateway>,
+    root: &Path,
+    material: &mut Sha256,
+    diags: &mut Diagnostics,
+) -> Option<Arc<rustls::ServerConfig>> {
+    let base = format!("/listeners/{index}/tls");
+    let files = TlsFiles {
+        certificate: root.join(&tls.certificate),
+        private_key: root.join(&tls.private_key),
+        client_ca: tls.client_ca.as_ref().map(|ca| root.join(ca)),
+        require_client_certificate: tls.client_certificate == Some(RawClientCertificate::Required),
+        profile: match tls.profile {
+            Some(RawTlsProfile::Fapi) => TlsProfile::Fapi,
+            Some(RawTlsProfile::Modern) | None => TlsProfile::Modern,
+        },
+    };
+    for path in [
+        Some(&files.certificate),
+        Some(&files.private_key),
+        files.client_ca.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Ok(bytes) = std::fs::read(path) {
+            material.update(&bytes);
+        }
+    }
+    match server_config(&files) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            let key = match error.file() {
+                Some(file) if file == files.private_key => "private_key",
+                Some(file) if Some(file) == files.client_ca.as_deref() => "client_ca",
+                _ => "certificate",
+            };
+            diags.push(
+                Diagnostic::error("invalid-tls", error.to_string())
+                    .at(loaded.doc.value_location(&format!("{base}/{key}")))
+                    .help("give a PEM certificate chain (leaf first), its matching private key, and a PEM CA bundle for client certificates"),
             );
             None
         }

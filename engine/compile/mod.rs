@@ -4,6 +4,7 @@
 //! result is plain data (routers, templates, validators, upstream clients) that request
 //! code uses by index.
 
+mod access;
 mod body_schemas;
 mod catalogue;
 mod gateway;
@@ -42,12 +43,30 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
     let gateway = set
         .gateway
         .as_ref()
-        .and_then(|loaded| gateway::compile(loaded, clients, diags));
-    let catalogue = catalogue::compile(set, gateway.as_ref(), diags);
+        .and_then(|loaded| gateway::compile(loaded, &set.root, clients, diags));
+    let mut access = access::scopes_and_tiers(set, diags);
+    let catalogue = catalogue::compile(set, gateway.as_ref(), &access, diags);
+    let credentials = access::partners(set, &catalogue.products, &mut access, diags);
     let gateway = gateway?;
+    if gateway.issuer.is_none() && !credentials.is_empty() {
+        let first = set.partners.iter().find(|p| !p.raw.credentials.is_empty());
+        diags.push(
+            crate::diagnostics::Diagnostic::error(
+                "no-token-issuer",
+                "partners hold credentials, but no token issuer is configured",
+            )
+            .at_opt(first.map(|p| p.doc.value_location("/credentials/0")))
+            .help("add [oauth] with issuer, signing_key and key_id to policies/gateway.toml"),
+        );
+    }
     Some(Pipeline {
         version: set.version.clone(),
+        material_digest: gateway.material_digest,
         settings: gateway.settings,
+        listener_tls: gateway.listener_tls,
+        issuer: gateway.issuer,
+        access,
+        credentials,
         hosts: gateway.hosts,
         routers: catalogue.routers,
         routes: catalogue.routes,

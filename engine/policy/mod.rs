@@ -13,7 +13,7 @@ pub mod version;
 
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Location, SourceFile};
 use document::Document;
-use raw::{RawGateway, RawProduct};
+use raw::{RawGateway, RawPartner, RawProduct, RawScopes, RawTiers};
 use schemas::FileKind;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,7 +28,7 @@ pub const CATALOGUE_DIR: &str = "catalogue";
 pub const GATEWAY_FILE: &str = "policies/gateway.toml";
 
 /// Files in policies/ that tollgate knows, for "did you mean" on misnamed files.
-const KNOWN_POLICY_FILES: &[&str] = &["gateway.toml"];
+const KNOWN_POLICY_FILES: &[&str] = &["gateway.toml", "scopes.toml", "tiers.toml", "partners/<id>.toml"];
 
 /// A document together with its raw typed form.
 #[derive(Debug)]
@@ -53,11 +53,17 @@ pub struct PolicySet {
     pub root: PathBuf,
     pub version: PolicyVersion,
     pub gateway: Option<Loaded<RawGateway>>,
+    pub scopes: Option<Loaded<RawScopes>>,
+    pub tiers: Option<Loaded<RawTiers>>,
+    pub partners: Vec<Loaded<RawPartner>>,
     pub products: Vec<LoadedProduct>,
     /// Every JSON file in the catalogue that parsed, by path relative to the root.
     pub json: BTreeMap<PathBuf, Document>,
     /// Files that exist but did not parse; their errors are already reported.
     pub unparsed: BTreeSet<PathBuf>,
+    /// Some policy file failed to load, so a name that does not resolve may live in it:
+    /// "does not exist" errors are held back until the file loads.
+    pub incomplete: bool,
 }
 
 /// Reads and validates the policy set under `root`.
@@ -83,9 +89,13 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         root: root.to_path_buf(),
         version,
         gateway: None,
+        scopes: None,
+        tiers: None,
+        partners: Vec::new(),
         products: Vec::new(),
         json: BTreeMap::new(),
         unparsed: BTreeSet::new(),
+        incomplete: false,
     };
     if root.is_dir() && !files.iter().any(|(p, _)| p == Path::new(GATEWAY_FILE)) {
         diags.push(
@@ -101,6 +111,9 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         let source = SourceFile::new(path.clone(), text);
         match classify(&path) {
             Place::Gateway => set.gateway = load_toml(source, FileKind::Gateway, &mut diags),
+            Place::Scopes => set.scopes = load_toml(source, FileKind::Scopes, &mut diags),
+            Place::Tiers => set.tiers = load_toml(source, FileKind::Tiers, &mut diags),
+            Place::Partner => set.partners.extend(load_toml(source, FileKind::Partner, &mut diags)),
             Place::Product { domain, dir } => {
                 if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags) {
                     set.products.push(LoadedProduct {
@@ -146,11 +159,15 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
             ),
         }
     }
+    set.incomplete = diags.has_errors();
     (set, diags)
 }
 
 enum Place {
     Gateway,
+    Scopes,
+    Tiers,
+    Partner,
     Product { domain: String, dir: PathBuf },
     CatalogueJson,
     UnknownPolicyFile,
@@ -162,6 +179,9 @@ fn classify(path: &Path) -> Place {
     let is_toml = path.extension().is_some_and(|e| e == "toml");
     match parts.as_slice() {
         [POLICIES_DIR, "gateway.toml"] => Place::Gateway,
+        [POLICIES_DIR, "scopes.toml"] => Place::Scopes,
+        [POLICIES_DIR, "tiers.toml"] => Place::Tiers,
+        [POLICIES_DIR, "partners", _file] if is_toml => Place::Partner,
         [POLICIES_DIR, ..] => Place::UnknownPolicyFile,
         [CATALOGUE_DIR, domain, _file] if is_toml => Place::Product {
             domain: (*domain).to_string(),

@@ -21,6 +21,7 @@ pub struct RawGateway {
     pub limits: RawLimits,
     #[serde(default)]
     pub upstreams: BTreeMap<String, RawUpstream>,
+    pub oauth: Option<RawOauth>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -34,6 +35,7 @@ pub struct RawGatewayInfo {
 pub struct RawListener {
     pub name: String,
     pub address: String,
+    pub tls: Option<RawTls>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -130,4 +132,143 @@ pub struct RawRoute {
     pub response_schema: Option<String>,
     pub mock_status: Option<u16>,
     pub billable_event: Option<String>,
+}
+
+/// `[[listeners]] tls` in gateway.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub certificate: String,
+    pub private_key: String,
+    pub client_ca: Option<String>,
+    pub client_certificate: Option<RawClientCertificate>,
+    pub profile: Option<RawTlsProfile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawClientCertificate {
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTlsProfile {
+    Modern,
+    Fapi,
+}
+
+/// `[oauth]` in gateway.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOauth {
+    pub issuer: String,
+    pub signing_key: String,
+    pub key_id: String,
+    pub token_lifetime: Option<String>,
+}
+
+/// policies/scopes.toml
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScopes {
+    pub scopes: BTreeMap<String, RawScope>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScope {
+    pub description: String,
+    pub licence: Option<String>,
+}
+
+/// policies/tiers.toml
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTiers {
+    pub tiers: BTreeMap<String, RawTier>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub name: String,
+    pub description: Option<String>,
+    pub environments: Vec<RawEnvironmentName>,
+    pub token_lifetime: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawEnvironmentName {
+    Sandbox,
+    Production,
+}
+
+/// policies/partners/<id>.toml
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    pub id: String,
+    pub legal_name: String,
+    #[serde(default)]
+    pub status: RawPartnerStatus,
+    pub tier: String,
+    #[serde(default)]
+    pub licences: Vec<String>,
+    #[serde(default)]
+    pub attestations: RawAttestations,
+    pub environments: Vec<RawEnvironmentName>,
+    pub contract: RawContract,
+    pub grants: RawGrants,
+    #[serde(default)]
+    pub credentials: Vec<RawCredential>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawPartnerStatus {
+    #[default]
+    Active,
+    Suspended,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttestations {
+    pub pci_dss: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContract {
+    pub version: String,
+    pub accepted: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrants {
+    pub products: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    pub client_id: String,
+    pub environment: RawEnvironmentName,
+    pub method: RawAuthMethod,
+    pub secret_hash: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub certificate_thumbprint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAuthMethod {
+    ClientSecretBasic,
+    PrivateKeyJwt,
+    TlsClientAuth,
 }

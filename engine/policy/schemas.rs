@@ -8,16 +8,28 @@ use std::sync::OnceLock;
 pub enum FileKind {
     Gateway,
     Product,
+    Scopes,
+    Tiers,
+    Partner,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 2] = [FileKind::Gateway, FileKind::Product];
+    pub const ALL: [FileKind; 5] = [
+        FileKind::Gateway,
+        FileKind::Product,
+        FileKind::Scopes,
+        FileKind::Tiers,
+        FileKind::Partner,
+    ];
 
     /// The name used in messages and for the schema file.
     pub fn name(self) -> &'static str {
         match self {
             FileKind::Gateway => "gateway",
             FileKind::Product => "product",
+            FileKind::Scopes => "scopes",
+            FileKind::Tiers => "tiers",
+            FileKind::Partner => "partner",
         }
     }
 
@@ -26,6 +38,9 @@ impl FileKind {
         match self {
             FileKind::Gateway => "policies/gateway.toml",
             FileKind::Product => "catalogue/*/*.toml",
+            FileKind::Scopes => "policies/scopes.toml",
+            FileKind::Tiers => "policies/tiers.toml",
+            FileKind::Partner => "policies/partners/*.toml",
         }
     }
 
@@ -34,6 +49,9 @@ impl FileKind {
         match self {
             FileKind::Gateway => include_str!("schemas/gateway.schema.json"),
             FileKind::Product => include_str!("schemas/product.schema.json"),
+            FileKind::Scopes => include_str!("schemas/scopes.schema.json"),
+            FileKind::Tiers => include_str!("schemas/tiers.schema.json"),
+            FileKind::Partner => include_str!("schemas/partner.schema.json"),
         }
     }
 
@@ -43,12 +61,8 @@ impl FileKind {
 
     /// The parsed schema and its compiled validator, built once per process.
     pub fn compiled(self) -> &'static Compiled {
-        static GATEWAY: OnceLock<Compiled> = OnceLock::new();
-        static PRODUCT: OnceLock<Compiled> = OnceLock::new();
-        let cell = match self {
-            FileKind::Gateway => &GATEWAY,
-            FileKind::Product => &PRODUCT,
-        };
+        static COMPILED: [OnceLock<Compiled>; 5] = [const { OnceLock::new() }; 5];
+        let cell = &COMPILED[self as usize];
         cell.get_or_init(|| Compiled::new(self.schema_text()))
     }
 }

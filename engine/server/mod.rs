@@ -5,8 +5,8 @@
 //! stops accepting, lets in-flight requests finish within the grace period, and returns.
 
 mod admin;
-pub mod tls;
 mod state;
+pub mod tls;
 mod watch;
 
 use crate::body::Body;
@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch as signal_channel;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 pub use state::{GatewayState, Outcome, Overrides, ReloadReport, Trigger};
 
@@ -77,11 +78,11 @@ impl Server {
         let mut tasks = JoinSet::new();
 
         let mut listeners = Vec::new();
-        for listener in &pipeline.settings.listeners {
+        for (index, listener) in pipeline.settings.listeners.iter().enumerate() {
             let tcp = bind(&listener.name, listener.address).await?;
             let address = tcp.local_addr().unwrap_or(listener.address);
             listeners.push((listener.name.clone(), address));
-            tasks.spawn(serve_public(tcp, Arc::clone(&state), stopped.clone()));
+            tasks.spawn(serve_public(tcp, index, Arc::clone(&state), stopped.clone()));
         }
         let admin_tcp = bind("admin", pipeline.settings.admin).await?;
         let admin = admin_tcp.local_addr().unwrap_or(pipeline.settings.admin);
@@ -135,7 +136,12 @@ async fn bind(name: &str, address: SocketAddr) -> Result<TcpListener, StartError
 }
 
 /// Accepts partner connections until told to stop, then drains them.
-async fn serve_public(listener: TcpListener, state: Arc<GatewayState>, mut stop: signal_channel::Receiver<bool>) {
+async fn serve_public(
+    listener: TcpListener,
+    index: usize,
+    state: Arc<GatewayState>,
+    mut stop: signal_channel::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -152,20 +158,37 @@ async fn serve_public(listener: TcpListener, state: Arc<GatewayState>, mut stop:
             }
         };
         let _ = stream.set_nodelay(true);
-        let limits = state.pipeline().settings.limits;
-        let conn_info = ConnInfo { remote, proto: "http" };
+        let watcher = graceful.watcher();
         let state = Arc::clone(&state);
-        let service = service_fn(move |request: Request<Incoming>| {
-            let pipeline = state.pipeline();
-            async move { Ok::<_, Infallible>(pipeline.handle(request, &conn_info).await) }
-        });
-        let connection = connection_builder(&limits)
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        // The handshake runs in the connection's own task so a slow client cannot hold up
+        // the accept loop; TLS settings come from the pipeline current at accept time, so
+        // a reload rotates certificates for new connections.
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            let pipeline = state.pipeline();
+            let limits = pipeline.settings.limits;
+            let tls = pipeline.listener_tls.get(index).cloned().flatten();
+            drop(pipeline);
+            let Some(config) = tls else {
+                let conn = ConnInfo {
+                    remote,
+                    proto: "http",
+                    client_cert: None,
+                };
+                return serve_connection(stream, conn, state, limits, watcher).await;
+            };
+            let handshake = TlsAcceptor::from(config).accept(stream);
+            match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    let client_cert = tls::peer_thumbprint(stream.get_ref().1);
+                    let conn = ConnInfo {
+                        remote,
+                        proto: "https",
+                        client_cert,
+                    };
+                    serve_connection(stream, conn, state, limits, watcher).await;
+                }
+                Ok(Err(error)) => tracing::debug!(%error, %remote, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
         });
     }
@@ -176,7 +199,28 @@ async fn serve_public(listener: TcpListener, state: Arc<GatewayState>, mut stop:
     }
 }
 
-/// HTTP/1.1 and cleartext HTTP/2 with the gateway's header and slow-client limits.
+/// Serves HTTP on an accepted (and, for TLS listeners, handshaken) connection.
+async fn serve_connection<I>(io: I, conn: ConnInfo, state: Arc<GatewayState>, limits: Limits, watcher: Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move {
+            let pipeline = state.pipeline();
+            Ok::<_, Infallible>(pipeline.handle(request, &conn, &state.stores).await)
+        }
+    });
+    let connection = connection_builder(&limits)
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 (cleartext, or by ALPN over TLS) with the gateway's header and
+/// slow-client limits.
 fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

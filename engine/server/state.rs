@@ -6,6 +6,7 @@ use crate::compile::{self, Compiled};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::pipeline::Pipeline;
 use crate::policy::PolicyVersion;
+use crate::state::Stores;
 use crate::upstream::ClientCache;
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -76,6 +77,8 @@ pub struct GatewayState {
     /// Serialises reloads so two triggers never race to swap.
     reload_lock: tokio::sync::Mutex<()>,
     pub clients: Arc<ClientCache>,
+    /// Stores that outlive reloads (replay guard, later counters and ledgers).
+    pub stores: Stores,
     pub root: PathBuf,
     pub overrides: Overrides,
 }
@@ -108,6 +111,7 @@ impl GatewayState {
             }),
             reload_lock: tokio::sync::Mutex::new(()),
             clients,
+            stores: Stores::default(),
             root,
             overrides,
         };
@@ -154,7 +158,7 @@ impl GatewayState {
                 let version = Some(pipeline.version.clone());
                 if let Err(refused) = apply_overrides(&mut pipeline, &self.overrides) {
                     self.report(trigger, Outcome::Rejected, version, refused)
-                } else if pipeline.version == current.version {
+                } else if pipeline.version == current.version && pipeline.material_digest == current.material_digest {
                     self.report(trigger, Outcome::Unchanged, version, warnings)
                 } else if let Err(refused) = check_live_change(&current, &pipeline) {
                     self.report(trigger, Outcome::Rejected, version, refused)

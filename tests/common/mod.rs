@@ -85,6 +85,11 @@ shutdown_grace = "5s"
 url = "{upstream}/core"
 connect_timeout = "500ms"
 timeout = "400ms"
+
+[oauth]
+issuer = "https://auth.test"
+signing_key = "keys/token-signing.pem"
+key_id = "test-2026"
 {extra}"#
     )
 }
@@ -146,8 +151,140 @@ pub fn policy_set(upstream: &str) -> PolicyDir {
     dir.write("policies/gateway.toml", &gateway_toml(upstream, ""));
     dir.write("catalogue/accounts/accounts.toml", ACCOUNTS_TOML);
     dir.write("catalogue/accounts/schemas/account-list.json", ACCOUNT_LIST_SCHEMA);
+    let keys = test_keys();
+    dir.write("keys/token-signing.pem", &keys.gateway_pem);
+    dir.write("policies/scopes.toml", SCOPES_TOML);
+    dir.write("policies/tiers.toml", TIERS_TOML);
+    dir.write("policies/partners/acme.toml", &acme_partner(&[]));
     dir
 }
+
+pub const SCOPES_TOML: &str = r#"[scopes."accounts:read"]
+description = "Read accounts"
+licence = "AISP"
+
+[scopes."accounts:write"]
+description = "Change accounts"
+licence = "AISP"
+"#;
+
+pub const TIERS_TOML: &str = r#"[tiers.standard]
+name = "Standard"
+environments = ["sandbox", "production"]
+
+[tiers.starter]
+name = "Starter"
+environments = ["sandbox"]
+"#;
+
+/// The test partner's client ids and secret.
+pub const SANDBOX_CLIENT: &str = "acme-sandbox";
+pub const PRODUCTION_CLIENT: &str = "acme-production";
+pub const SANDBOX_SECRET: &str = "s3cret-for-tests-only-9b1f";
+
+/// Keys made once per test process: the gateway's token-signing key (Ed25519) and the
+/// partner's client-assertion key (P-256), as PKCS#8 PEM.
+pub struct TestKeys {
+    pub gateway_pem: String,
+    pub client_pem: String,
+    pub client_jwk: serde_json::Value,
+    pub secret_hash: String,
+}
+
+pub fn test_keys() -> &'static TestKeys {
+    static KEYS: std::sync::OnceLock<TestKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let gateway = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let client = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let gateway_pem = pem("PRIVATE KEY", gateway.as_ref());
+        let client_pem = pem("PRIVATE KEY", client.as_ref());
+        let client_key = tollgate::identity::jwt::SigningKey::from_pkcs8_pem(&client_pem, "acme-key-1").unwrap();
+        TestKeys {
+            client_jwk: client_key.public_jwk(),
+            gateway_pem,
+            client_pem,
+            secret_hash: tollgate::identity::secret::hash_secret(SANDBOX_SECRET).unwrap(),
+        }
+    })
+}
+
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// The test partner: AISP-licensed, granted the accounts product and both scopes, with a
+/// sandbox secret and a production private_key_jwt credential. `extra` adds TOML lines
+/// (more credentials) at the end.
+pub fn acme_partner(extra: &[&str]) -> String {
+    let keys = test_keys();
+    let jwk = toml_inline(&keys.client_jwk);
+    format!(
+        r#"id = "acme"
+legal_name = "Acme Payments Ltd"
+tier = "standard"
+licences = ["AISP"]
+environments = ["sandbox", "production"]
+
+[contract]
+version = "2026.1"
+accepted = "2026-01-15"
+
+[grants]
+products = ["accounts"]
+scopes = ["accounts:read", "accounts:write"]
+
+[[credentials]]
+client_id = "{SANDBOX_CLIENT}"
+environment = "sandbox"
+method = "client_secret_basic"
+secret_hash = "{}"
+
+[[credentials]]
+client_id = "{PRODUCTION_CLIENT}"
+environment = "production"
+method = "private_key_jwt"
+jwks = {{ keys = [{jwk}] }}
+{}
+"#,
+        keys.secret_hash,
+        extra.join("\n")
+    )
+}
+
+/// A JSON object as a TOML inline table (strings only, as JWKs are).
+pub fn toml_inline(value: &serde_json::Value) -> String {
+    let members: Vec<String> = value
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", serde_json::to_string(v.as_str().unwrap()).unwrap()))
+        .collect();
+    format!("{{ {} }}", members.join(", "))
+}
+
+/// A client assertion (RFC 7523) for the production credential, signed with the test key.
+pub fn client_assertion(client_id: &str, audience: &str, jti: &str, lifetime: u64) -> String {
+    let key = tollgate::identity::jwt::SigningKey::from_pkcs8_pem(&test_keys().client_pem, "acme-key-1").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": client_id, "sub": client_id, "aud": audience, "jti": jti, "iat": now, "exp": now + lifetime,
+    });
+    key.sign("JWT", &claims).unwrap()
+}
+
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// What the upstream received.
 #[derive(Debug, Clone)]
@@ -322,6 +459,8 @@ impl Reply {
 pub struct TestClient {
     client: Client<HttpConnector, Full<Bytes>>,
     pub base: String,
+    /// Bearer tokens sent to each host unless a request sets Authorization itself.
+    tokens: Arc<Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl TestClient {
@@ -329,6 +468,7 @@ impl TestClient {
         TestClient {
             client: Client::builder(TokioExecutor::new()).build_http(),
             base: format!("http://{addr}"),
+            tokens: Arc::default(),
         }
     }
 
@@ -336,6 +476,7 @@ impl TestClient {
         TestClient {
             client: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
             base: format!("http://{addr}"),
+            tokens: Arc::default(),
         }
     }
 
@@ -367,6 +508,11 @@ impl TestClient {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            if let Some(token) = self.tokens.lock().unwrap().get(host) {
+                builder = builder.header("authorization", format!("Bearer {token}"));
+            }
+        }
         let req = builder.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
         let res = self.client.request(req).await.map_err(|e| format!("{e:?}"))?;
         let (parts, body) = res.into_parts();
@@ -376,6 +522,78 @@ impl TestClient {
             headers: parts.headers,
             body,
         })
+    }
+
+    /// Sends `token` as the bearer token to `host` from now on.
+    pub fn set_token(&self, host: &str, token: &str) {
+        self.tokens.lock().unwrap().insert(host.to_string(), token.to_string());
+    }
+
+    /// The bearer token installed for `host` (for hand-written raw requests).
+    pub fn token(&self, host: &str) -> String {
+        self.tokens.lock().unwrap().get(host).cloned().unwrap_or_default()
+    }
+
+    /// A client with its own connection pool but the same tokens.
+    pub fn fresh(&self) -> TestClient {
+        TestClient {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: self.base.clone(),
+            tokens: self.tokens.clone(),
+        }
+    }
+
+    /// Obtains tokens for the test partner in both environments and installs them.
+    pub async fn sign_in(&self) {
+        let sandbox = self.sandbox_token().await;
+        self.set_token("sandbox.test", &sandbox);
+        let production = self.production_token().await;
+        self.set_token("api.test", &production);
+    }
+
+    /// A sandbox token by client_secret_basic.
+    pub async fn sandbox_token(&self) -> String {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SANDBOX_CLIENT}:{SANDBOX_SECRET}"));
+        let reply = self
+            .request(
+                Method::POST,
+                "sandbox.test",
+                "/oauth2/token",
+                &[
+                    ("authorization", &format!("Basic {basic}")),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                b"grant_type=client_credentials",
+            )
+            .await;
+        assert_eq!(reply.status, 200, "sandbox token: {:?}", reply.body);
+        reply.json()["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A production token by private_key_jwt.
+    pub async fn production_token(&self) -> String {
+        let assertion = client_assertion(
+            PRODUCTION_CLIENT,
+            "https://auth.test/oauth2/token",
+            &uuid::Uuid::new_v4().to_string(),
+            60,
+        );
+        let form = format!(
+            "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+            ASSERTION_TYPE.replace(':', "%3A")
+        );
+        let reply = self
+            .request(
+                Method::POST,
+                "api.test",
+                "/oauth2/token",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                form.as_bytes(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "production token: {:?}", reply.body);
+        reply.json()["access_token"].as_str().unwrap().to_string()
     }
 
     pub async fn get(&self, host: &str, path: &str) -> Reply {
@@ -422,6 +640,13 @@ upstream_path = "{upstream_path}"
     )
 }
 
+/// Grants the test partner one more product (written by `one_route_product`).
+pub fn grant(dir: &PolicyDir, product: &str) {
+    let current = dir.read("policies/partners/acme.toml");
+    let updated = current.replacen("products = [", &format!("products = [\"{product}\", "), 1);
+    dir.write("policies/partners/acme.toml", &updated);
+}
+
 /// The usual test setup: an upstream, a policy set pointing at it, the gateway, clients.
 pub struct Harness {
     pub upstream: Upstream,
@@ -443,6 +668,7 @@ impl Harness {
         edit(&dir, &upstream);
         let gw = start_gateway(&dir, watch).await;
         let client = TestClient::new(gw.address().unwrap());
+        client.sign_in().await;
         let admin = TestClient::new(gw.admin);
         Harness {
             upstream,
