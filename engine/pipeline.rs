@@ -224,15 +224,7 @@ impl Pipeline {
         // 3. authenticate: a bearer token from tollgate's issuer, for this environment,
         //    bound to the client certificate if it was issued over mTLS.
         let issuer = self.issuer.as_ref().ok_or(Problem::AuthenticationRequired)?;
-        let caller = issuer.authenticate(
-            request.headers(),
-            uri.query(),
-            env,
-            conn.client_cert,
-            &self.credentials,
-            &self.access,
-            true,
-        )?;
+        let caller = issuer.authenticate(&request, env, conn.client_cert, &self.credentials, &self.access, true)?;
         outcome.partner = Some(caller.partner);
 
         // 4. authorise: product granted (with its licence held), scope in the token.

@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check`, `schema`.
 
 mod check;
+mod partner;
 mod schema;
 mod serve;
 
@@ -59,6 +60,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Helpers for onboarding partners: secrets, certificate thumbprints, what a partner may call.
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
     /// Write the JSON Schemas of the policy file kinds, for editors (taplo).
     Schema {
         /// Directory to write the schemas and a taplo configuration into.
@@ -66,6 +72,22 @@ enum Command {
         out: Option<PathBuf>,
         /// Print one kind's schema to stdout instead (gateway, product).
         kind: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Generate a client secret and print it with its Argon2id hash.
+    Secret,
+    /// Print the SHA-256 thumbprint of a PEM client certificate.
+    Thumbprint { certificate: PathBuf },
+    /// Show a partner's credentials and every route it may call.
+    Show {
+        id: String,
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
 }
 
@@ -84,6 +106,11 @@ pub fn run() -> ExitCode {
         }
         Command::Check { root, format } => check::run(&root, format),
         Command::Schema { out, kind } => schema::run(out, kind),
+        Command::Partner { command } => match command {
+            PartnerCommand::Secret => partner::secret(),
+            PartnerCommand::Thumbprint { certificate } => partner::thumbprint(&certificate),
+            PartnerCommand::Show { id, root, format } => partner::show(&root, &id, format),
+        },
     }
 }
 

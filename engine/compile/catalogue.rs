@@ -88,16 +88,12 @@ pub fn compile(
                 continue;
             }
             route_ids.insert(&raw_route.id, Origin { product: loaded, index });
-            let Some(plan) = route_plan(
-                raw_route,
-                product_index,
-                &origin,
-                &targets,
-                &mut schemas,
+            let names = Names {
                 access,
-                set.incomplete,
-                diags,
-            ) else {
+                incomplete: set.incomplete,
+            };
+            let Some(plan) = route_plan(raw_route, product_index, &origin, &targets, &mut schemas, &names, diags)
+            else {
                 continue;
             };
             let route_id = routes.len();
@@ -241,6 +237,13 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
     }
 }
 
+/// What route scopes resolve against.
+struct Names<'a> {
+    access: &'a AccessTable,
+    /// Some policy file did not load, so an unresolved name may live there: stay quiet.
+    incomplete: bool,
+}
+
 /// What answers the product in each environment, before routes add their mocks.
 #[derive(Clone, Copy)]
 enum ProductTarget {
@@ -316,10 +319,10 @@ fn route_plan(
     origin: &Origin,
     targets: &EnvMap<ProductTarget>,
     schemas: &mut SchemaFiles,
-    access: &AccessTable,
-    set_incomplete: bool,
+    names: &Names,
     diags: &mut Diagnostics,
 ) -> Option<RoutePlan> {
+    let access = names.access;
     let before = diags.error_count();
     if RESERVED_PATHS.contains(&raw.path.as_str()) {
         diags.push(
@@ -336,7 +339,7 @@ fn route_plan(
             index,
             name: Arc::from(name),
         }),
-        None if set_incomplete => None,
+        None if names.incomplete => None,
         None => {
             let help = match did_you_mean(name, access.scope_index.keys().map(String::as_str)) {
                 Some(s) => format!("did you mean `{s}`?"),

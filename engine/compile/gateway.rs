@@ -218,6 +218,18 @@ pub fn compile(
                 }
             },
         };
+        let key_path = root.join(&oauth.signing_key);
+        if oauth.generate_key && !key_path.exists() {
+            if let Err(error) = generate_signing_key(&key_path) {
+                diags.push(
+                    Diagnostic::error("unreadable", format!("cannot create the signing key `{}`: {error}", oauth.signing_key))
+                        .at(doc.value_location("/oauth/signing_key"))
+                        .help("make the directory writable, or provision the key yourself and remove generate_key"),
+                );
+                return None;
+            }
+            tracing::warn!(path = %oauth.signing_key, "created a new token signing key (generate_key = true)");
+        }
         let text = read_material(&oauth.signing_key, "/oauth/signing_key", loaded, root, &mut material, diags)?;
         match SigningKey::from_pkcs8_pem(&text, &oauth.key_id) {
             Ok(key) => Some(Issuer::new(oauth.issuer.clone(), key, lifetime)),
@@ -347,6 +359,24 @@ fn read_material(
             None
         }
     }
+}
+
+/// Writes a fresh Ed25519 key readable by its owner only.
+fn generate_signing_key(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let pem = crate::identity::jwt::generate_ed25519_pem()
+        .ok_or_else(|| std::io::Error::other("the system random source failed"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(pem.as_bytes())
 }
 
 /// Loads a listener's certificate, key and client CA into a rustls config.

@@ -271,6 +271,21 @@ pub fn verify(
 /// Splits and parses without checking anything (for reading "iss"/"sub" of a client assertion before choosing keys).
 ///
 /// Nothing returned here may be trusted until [`verify`] has passed.
+/// A new Ed25519 signing key as PKCS#8 PEM, for `[oauth] generate_key` and key rotation.
+pub fn generate_ed25519_pem() -> Option<String> {
+    let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).ok()?;
+    let body = STANDARD.encode(document.as_ref());
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    Some(format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    ))
+}
+
 pub fn peek_claims(token: &str) -> Result<Map<String, Value>, JwtError> {
     let parts = split(token)?;
     parse_object(&decode_part(parts.claims)?)

@@ -126,17 +126,21 @@ impl Issuer {
 
     /// Verifies the bearer token of an API request. Tokens are read from the Authorization
     /// header only, never from the query string (RFC 6750 section 2.3 is not supported).
-    pub fn authenticate(
+    pub fn authenticate<B>(
         &self,
-        headers: &HeaderMap,
-        query: Option<&str>,
+        request: &http::Request<B>,
         env: Environment,
         presented_cert: Option<[u8; 32]>,
         credentials: &Credentials,
         access: &AccessTable,
         use_cache: bool,
     ) -> Result<Caller, Problem> {
-        if query.is_some_and(|q| q.split('&').any(|pair| pair.starts_with("access_token="))) {
+        let headers = request.headers();
+        if request
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("access_token=")))
+        {
             return Err(Problem::InvalidRequest);
         }
         let mut values = headers.get_all(header::AUTHORIZATION).iter();

@@ -167,6 +167,8 @@ pub struct RawOauth {
     pub signing_key: String,
     pub key_id: String,
     pub token_lifetime: Option<String>,
+    #[serde(default)]
+    pub generate_key: bool,
 }
 
 /// policies/scopes.toml
