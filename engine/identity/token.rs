@@ -464,7 +464,11 @@ impl Issuer {
                 })
                 .find(|r| !matches!(r, Err(JwtError::WrongAudience)))
                 .unwrap_or(Err(JwtError::WrongAudience))
-                .map_err(|_| OauthError::invalid_client())?;
+                .map_err(|error| {
+                    // The partner learns only "invalid_client"; the platform team learns why.
+                    tracing::info!(target: "tollgate::audit", event = "client-authentication-failed", client_id, reason = %error, "client assertion refused");
+                    OauthError::invalid_client()
+                })?;
             let jti = verified
                 .claims
                 .get("jti")
