@@ -9,7 +9,9 @@
 use crate::access::AccessTable;
 use crate::body::{Body, BodyFault, BodyVerdict, GuardedBody};
 use crate::identity::credentials::Credentials;
-use crate::identity::token::{Issuer, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
+use crate::identity::external::ExternalIssuer;
+use crate::identity::jwt::peek_claims;
+use crate::identity::token::{bearer_token, Caller, Issuer, JWKS_PATH, METADATA_PATH, TOKEN_PATH};
 use crate::policy::PolicyVersion;
 use crate::problem::Problem;
 use crate::route::{is_safe_param, EnvMap, Environment, HostTable, PathTemplate, RouteMatch, Router};
@@ -35,6 +37,8 @@ pub struct Pipeline {
     pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// tollgate's token issuer, if `[oauth]` is configured.
     pub issuer: Option<Issuer>,
+    /// Authorization servers whose tokens are also accepted.
+    pub external_issuers: Vec<ExternalIssuer>,
     pub access: AccessTable,
     pub credentials: Credentials,
     pub hosts: HostTable,
@@ -221,10 +225,10 @@ impl Pipeline {
             values.push(value);
         }
 
-        // 3. authenticate: a bearer token from tollgate's issuer, for this environment,
-        //    bound to the client certificate if it was issued over mTLS.
-        let issuer = self.issuer.as_ref().ok_or(Problem::AuthenticationRequired)?;
-        let caller = issuer.authenticate(&request, env, conn.client_cert, &self.credentials, &self.access, true)?;
+        // 3. authenticate: a bearer token from tollgate's issuer or a trusted external one,
+        //    for this environment, bound to the client certificate if it was issued over mTLS.
+        let token = bearer_token(&request)?;
+        let caller = self.authenticate(token, env, conn.client_cert).await?;
         outcome.partner = Some(caller.partner);
 
         // 4. authorise: product granted (with its licence held), scope in the token.
@@ -347,6 +351,32 @@ impl Pipeline {
     /// Number of routes offered in each environment.
     pub fn route_counts(&self) -> [(Environment, usize); 2] {
         Environment::ALL.map(|env| (env, self.routers[env.index()].len()))
+    }
+}
+
+impl Pipeline {
+    /// Verifies a bearer token with the issuer that signed it. tollgate's own tokens take
+    /// the cache first; others are routed to their external issuer by `iss`.
+    async fn authenticate(&self, token: &str, env: Environment, cert: Option<[u8; 32]>) -> Result<Caller, Problem> {
+        if let Some(own) = &self.issuer {
+            if let Some(result) = own.cached_caller(token, env, cert, &self.credentials, &self.access) {
+                return result;
+            }
+        }
+        if !self.external_issuers.is_empty() {
+            let iss = peek_claims(token)
+                .ok()
+                .and_then(|c| c.get("iss").and_then(|i| i.as_str().map(str::to_string)));
+            if let Some(external) = self.external_issuers.iter().find(|e| Some(&e.issuer) == iss.as_ref()) {
+                return external
+                    .authenticate(token, env, cert, &self.credentials, &self.access)
+                    .await;
+            }
+        }
+        match &self.issuer {
+            Some(own) => own.verify_bearer(token, env, cert, &self.credentials, &self.access, true),
+            None => Err(Problem::InvalidToken),
+        }
     }
 }
 

@@ -669,3 +669,199 @@ fn a_client_id_or_certificate_is_one_partners_only() {
     assert_eq!(code, "duplicate-certificate", "{doc}");
     assert!(location.starts_with("policies/partners/twin.toml:"), "{location}");
 }
+
+const EXTERNAL: &str = "https://login.bank.test";
+
+fn external_key(kid: &str) -> tollgate::identity::jwt::SigningKey {
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &ring::rand::SystemRandom::new()).unwrap();
+    tollgate::identity::jwt::SigningKey::from_pkcs8_pem(&pem("PRIVATE KEY", doc.as_ref()), kid).unwrap()
+}
+
+fn external_token(
+    key: &tollgate::identity::jwt::SigningKey,
+    typ: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let mut claims = serde_json::json!({
+        "iss": EXTERNAL, "aud": "https://api.bank.test", "client_id": "acme-external",
+        "scope": "accounts:read", "iat": now(), "exp": now() + 300,
+    });
+    edit(&mut claims);
+    key.sign(typ, &claims).unwrap()
+}
+
+/// A policy set trusting an external issuer whose keys come from `source` (TOML lines).
+fn external_policy(upstream: &Upstream, source: &str) -> PolicyDir {
+    let dir = policy_set(&upstream.url());
+    let issuer = format!(
+        "\n[[external_issuers]]\nissuer = \"{EXTERNAL}\"\nenvironment = \"production\"\naudience = \"https://api.bank.test\"\nalgorithms = [\"ES256\"]\ntoken_type = \"at+jwt\"\n{source}\n"
+    );
+    dir.write("policies/gateway.toml", &gateway_toml(&upstream.url(), &issuer));
+    let credential = format!(
+        "\n[[credentials]]\nclient_id = \"acme-external\"\nenvironment = \"production\"\nmethod = \"external\"\nissuer = \"{EXTERNAL}\"\n"
+    );
+    dir.write("policies/partners/acme.toml", &acme_partner(&[&credential]));
+    dir
+}
+
+async fn call_with(client: &TestClient, token: &str) -> Reply {
+    client
+        .request(
+            Method::GET,
+            PROD,
+            "/v1/accounts",
+            &[("authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+        .await
+}
+
+#[tokio::test]
+async fn external_issuer_tokens_from_a_jwks_file() {
+    let key = external_key("login-1");
+    let upstream = Upstream::start().await;
+    let dir = external_policy(&upstream, "jwks_file = \"keys/login-jwks.json\"");
+    dir.write(
+        "keys/login-jwks.json",
+        &serde_json::json!({ "keys": [key.public_jwk()] }).to_string(),
+    );
+    let gw = start_gateway(&dir, false).await;
+    let client = TestClient::new(gw.address().unwrap());
+
+    assert_eq!(
+        call_with(&client, &external_token(&key, "at+jwt", |_| {})).await.status,
+        200
+    );
+    let stranger = external_key("login-1");
+    for (what, token) in [
+        (
+            "wrong audience",
+            external_token(&key, "at+jwt", |c| c["aud"] = serde_json::json!("https://other.test")),
+        ),
+        ("wrong type", external_token(&key, "JWT", |_| {})),
+        (
+            "not yet valid",
+            external_token(&key, "at+jwt", |c| c["nbf"] = serde_json::json!(now() + 600)),
+        ),
+        (
+            "expired",
+            external_token(&key, "at+jwt", |c| c["exp"] = serde_json::json!(now() - 600)),
+        ),
+        (
+            "unknown client",
+            external_token(&key, "at+jwt", |c| {
+                c["client_id"] = serde_json::json!("acme-production")
+            }),
+        ),
+        (
+            "signed by another key with the same kid",
+            external_token(&stranger, "at+jwt", |_| {}),
+        ),
+    ] {
+        let reply = call_with(&client, &token).await;
+        assert_eq!(reply.status, 401, "{what}: {:?}", reply.body);
+    }
+    // An external token for production is useless in the sandbox.
+    let reply = client
+        .request(
+            Method::GET,
+            SANDBOX,
+            "/v1/accounts",
+            &[(
+                "authorization",
+                &format!("Bearer {}", external_token(&key, "at+jwt", |_| {})),
+            )],
+            b"",
+        )
+        .await;
+    reply.assert_problem(401, "invalid-token");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn external_issuer_keys_are_refetched_on_rotation_but_not_on_every_unknown_kid() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let first = external_key("login-1");
+    let second = external_key("login-2");
+    let served = Arc::new(std::sync::Mutex::new(
+        serde_json::json!({ "keys": [first.public_jwk()] }),
+    ));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_addr = listener.local_addr().unwrap();
+    {
+        let (served, fetches) = (served.clone(), fetches.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (served, fetches) = (served.clone(), fetches.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        let body = served.lock().unwrap().to_string();
+                        async move { Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+    let upstream = Upstream::start().await;
+    let dir = external_policy(
+        &upstream,
+        &format!("jwks_url = \"http://{jwks_addr}/jwks.json\"\nrefresh_interval = \"2s\""),
+    );
+    let gw = start_gateway(&dir, false).await;
+    let client = TestClient::new(gw.address().unwrap());
+
+    // Keys are fetched on first use.
+    assert_eq!(
+        call_with(&client, &external_token(&first, "at+jwt", |_| {}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    // The issuer rotates. Right after a fetch the new kid is refused (the refresh interval
+    // has not passed); once it has, one refetch picks the new key up.
+    served.lock().unwrap()["keys"] = serde_json::json!([first.public_jwk(), second.public_jwk()]);
+    let rotated = external_token(&second, "at+jwt", |_| {});
+    assert_eq!(call_with(&client, &rotated).await.status, 401);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the rotated key to be fetched",
+        || async { call_with(&client, &rotated).await.status == 200 },
+    )
+    .await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+
+    // Made-up kids do not make the gateway hammer the issuer: refresh is rate-limited.
+    let junk = external_key("made-up");
+    for _ in 0..5 {
+        assert_eq!(
+            call_with(&client, &external_token(&junk, "at+jwt", |_| {}))
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    gw.shutdown().await;
+}
+
+#[test]
+fn an_external_credential_must_name_a_declared_issuer() {
+    let dir = policy_set("http://127.0.0.1:9");
+    let credential =
+        "\n[[credentials]]\nclient_id = \"acme-external\"\nenvironment = \"production\"\nmethod = \"external\"\nissuer = \"https://login.nowhere.test\"\n";
+    let partner = acme_partner(&[credential]);
+    dir.write("policies/partners/acme.toml", &partner);
+    let (code, location) = first_error(&check_json(dir.root()));
+    assert_eq!(code, "unknown-issuer");
+    let line = partner.lines().position(|l| l.starts_with("issuer = ")).unwrap() + 1;
+    assert_eq!(location, format!("policies/partners/acme.toml:{line}"));
+}

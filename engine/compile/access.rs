@@ -81,6 +81,7 @@ pub fn scopes_and_tiers(set: &PolicySet, diags: &mut Diagnostics) -> AccessTable
 pub fn partners(
     set: &PolicySet,
     products: &[ProductPlan],
+    external_issuers: &[&str],
     table: &mut AccessTable,
     diags: &mut Diagnostics,
 ) -> Credentials {
@@ -345,7 +346,7 @@ pub fn partners(
                     }
                 }
             }
-            let auth = client_auth(loaded, i, env, thumbprint.is_some(), diags);
+            let auth = client_auth(loaded, i, env, thumbprint.is_some(), external_issuers, diags);
             if let Some(auth) = auth {
                 credentials.push(Credential {
                     client_id: Arc::from(credential.client_id.as_str()),
@@ -378,6 +379,7 @@ fn client_auth(
     i: usize,
     env: Environment,
     has_thumbprint: bool,
+    external_issuers: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<ClientAuth> {
     let credential = loaded.raw.credentials.get(i)?;
@@ -396,7 +398,41 @@ fn client_auth(
             .help("remove it, or change the method"),
         );
     };
+    if credential.method != RawAuthMethod::External && credential.issuer.is_some() {
+        misplaced("issuer", diags);
+    }
     match credential.method {
+        RawAuthMethod::External => {
+            for (key, present) in [
+                ("secret_hash", credential.secret_hash.is_some()),
+                ("jwks", credential.jwks.is_some()),
+            ] {
+                if present {
+                    misplaced(key, diags);
+                }
+            }
+            let Some(issuer) = &credential.issuer else {
+                diags.push(
+                    Diagnostic::error("missing-key", "an external credential needs `issuer`")
+                        .at(at("method"))
+                        .help("name the issuer from [[external_issuers]] in policies/gateway.toml"),
+                );
+                return None;
+            };
+            if !external_issuers.contains(&issuer.as_str()) {
+                let help = match did_you_mean(issuer, external_issuers.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "declare it under [[external_issuers]] in policies/gateway.toml".to_string(),
+                };
+                diags.push(
+                    Diagnostic::error("unknown-issuer", format!("external issuer `{issuer}` is not declared"))
+                        .at(at("issuer"))
+                        .help(help),
+                );
+                return None;
+            }
+            Some(ClientAuth::External { issuer: issuer.clone() })
+        }
         RawAuthMethod::ClientSecretBasic => {
             if credential.jwks.is_some() {
                 misplaced("jwks", diags);
@@ -488,6 +524,7 @@ fn method_name(method: RawAuthMethod) -> &'static str {
         RawAuthMethod::ClientSecretBasic => "client_secret_basic",
         RawAuthMethod::PrivateKeyJwt => "private_key_jwt",
         RawAuthMethod::TlsClientAuth => "tls_client_auth",
+        RawAuthMethod::External => "external",
     }
 }
 

@@ -2,6 +2,8 @@
 
 use super::units;
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+use crate::identity::external::{client_tls, ExternalIssuer, KeySource, RemoteJwks};
+use crate::identity::jwk::{Algorithm, Jwks};
 use crate::identity::jwt::SigningKey;
 use crate::identity::token::Issuer;
 use crate::pipeline::{Limits, ListenerSettings, Settings};
@@ -29,6 +31,7 @@ pub struct GatewayParts {
     /// Per listener (same order as `settings.listeners`): its TLS config, if any.
     pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     pub issuer: Option<Issuer>,
+    pub external_issuers: Vec<ExternalIssuer>,
     /// SHA-256 over the key and certificate files read, so rotating them is a change.
     pub material_digest: [u8; 32],
     pub hosts: HostTable,
@@ -244,10 +247,13 @@ pub fn compile(
         }
     });
 
+    let external_issuers = compile_external_issuers(loaded, root, issuer.as_ref(), &mut material, diags);
+
     if diags.error_count() > errors_before {
         return None;
     }
     Some(GatewayParts {
+        external_issuers,
         listener_tls,
         issuer,
         material_digest: material.finalize().into(),
@@ -359,6 +365,130 @@ fn read_material(
             None
         }
     }
+}
+
+/// `[[external_issuers]]`: keys from a file now, or from a URL on first use.
+fn compile_external_issuers(
+    loaded: &Loaded<RawGateway>,
+    root: &Path,
+    own: Option<&Issuer>,
+    material: &mut Sha256,
+    diags: &mut Diagnostics,
+) -> Vec<ExternalIssuer> {
+    let doc = &loaded.doc;
+    let mut out: Vec<ExternalIssuer> = Vec::new();
+    for (i, raw) in loaded.raw.external_issuers.iter().enumerate() {
+        let at = |key: &str| doc.value_location(&format!("/external_issuers/{i}/{key}"));
+        if out.iter().any(|e| e.issuer == raw.issuer) || own.is_some_and(|o| o.issuer == raw.issuer) {
+            diags.push(
+                Diagnostic::error("duplicate-issuer", format!("issuer `{}` is declared twice", raw.issuer))
+                    .at(at("issuer"))
+                    .help("each issuer is declared once; tokens are routed to their verifier by `iss`"),
+            );
+            continue;
+        }
+        let keys = match (&raw.jwks_file, &raw.jwks_url) {
+            (Some(file), None) => {
+                let pointer = format!("/external_issuers/{i}/jwks_file");
+                let Some(text) = read_material(file, &pointer, loaded, root, material, diags) else {
+                    continue;
+                };
+                let parsed = serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| Jwks::from_json(&v).map_err(|e| e.to_string()));
+                match parsed {
+                    Ok(jwks) => KeySource::File(jwks),
+                    Err(error) => {
+                        diags.push(
+                            Diagnostic::error(
+                                "invalid-jwk",
+                                format!("the JWK Set in `{file}` cannot be used: {error}"),
+                            )
+                            .at(at("jwks_file"))
+                            .help("give a JSON JWK Set ({\"keys\": [...]}) of public keys"),
+                        );
+                        continue;
+                    }
+                }
+            }
+            (None, Some(url)) => {
+                let Ok(uri) = url.parse::<Uri>() else {
+                    diags.push(Diagnostic::error("invalid-url", format!("`{url}` is not a URL")).at(at("jwks_url")));
+                    continue;
+                };
+                let https = uri.scheme_str() == Some("https");
+                let loopback = uri.host().is_some_and(|h| {
+                    h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                });
+                if !https && !loopback {
+                    diags.push(
+                        Diagnostic::error(
+                            "insecure-jwks-url",
+                            "keys fetched over plain http could be replaced in transit",
+                        )
+                        .at(at("jwks_url"))
+                        .help("use an https URL (plain http is accepted for loopback addresses only)"),
+                    );
+                    continue;
+                }
+                let ca = match &raw.jwks_ca {
+                    Some(ca) => {
+                        let pointer = format!("/external_issuers/{i}/jwks_ca");
+                        match read_material(ca, &pointer, loaded, root, material, diags) {
+                            Some(text) => Some(text),
+                            None => continue,
+                        }
+                    }
+                    None => None,
+                };
+                let tls = if https {
+                    match client_tls(ca.as_deref()) {
+                        Ok(tls) => Some(tls),
+                        Err(error) => {
+                            diags.push(
+                                Diagnostic::error("invalid-tls", format!("the CA bundle cannot be used: {error}"))
+                                    .at(at("jwks_ca"))
+                                    .help("give a PEM bundle of the CA certificates that sign the issuer's TLS certificate"),
+                            );
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let interval = raw
+                    .refresh_interval
+                    .as_deref()
+                    .and_then(units::duration)
+                    .unwrap_or(Duration::from_secs(60));
+                KeySource::Url(RemoteJwks::new(uri, tls, interval))
+            }
+            _ => {
+                diags.push(
+                    Diagnostic::error(
+                        "jwks-source",
+                        "an external issuer needs exactly one of `jwks_file` and `jwks_url`",
+                    )
+                    .at(at("issuer"))
+                    .help("give jwks_file for a key set kept with the policy, or jwks_url to fetch it"),
+                );
+                continue;
+            }
+        };
+        let algorithms = match &raw.algorithms {
+            Some(names) => names.iter().filter_map(|n| Algorithm::parse(n)).collect(),
+            None => vec![Algorithm::ES256, Algorithm::EdDSA, Algorithm::PS256, Algorithm::RS256],
+        };
+        out.push(ExternalIssuer {
+            issuer: raw.issuer.clone(),
+            environment: super::access::environment(raw.environment),
+            audience: raw.audience.clone(),
+            algorithms,
+            token_type: raw.token_type.clone(),
+            keys,
+        });
+    }
+    out
 }
 
 /// Writes a fresh Ed25519 key readable by its owner only.

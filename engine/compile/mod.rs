@@ -4,7 +4,7 @@
 //! result is plain data (routers, templates, validators, upstream clients) that request
 //! code uses by index.
 
-mod access;
+pub(crate) mod access;
 mod body_schemas;
 mod catalogue;
 mod gateway;
@@ -46,7 +46,11 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         .and_then(|loaded| gateway::compile(loaded, &set.root, clients, diags));
     let mut access = access::scopes_and_tiers(set, diags);
     let catalogue = catalogue::compile(set, gateway.as_ref(), &access, diags);
-    let credentials = access::partners(set, &catalogue.products, &mut access, diags);
+    let issuers: Vec<&str> = gateway
+        .iter()
+        .flat_map(|g| g.external_issuers.iter().map(|e| e.issuer.as_str()))
+        .collect();
+    let credentials = access::partners(set, &catalogue.products, &issuers, &mut access, diags);
     let gateway = gateway?;
     if gateway.issuer.is_none() && !credentials.is_empty() {
         let first = set.partners.iter().find(|p| !p.raw.credentials.is_empty());
@@ -65,6 +69,7 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         settings: gateway.settings,
         listener_tls: gateway.listener_tls,
         issuer: gateway.issuer,
+        external_issuers: gateway.external_issuers,
         access,
         credentials,
         hosts: gateway.hosts,

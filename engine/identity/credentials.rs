@@ -15,6 +15,8 @@ pub enum ClientAuth {
     PrivateKeyJwt { jwks: Jwks },
     /// RFC 8705: the mTLS client certificate with the credential's thumbprint.
     TlsClientAuth,
+    /// The client obtains tokens from this external issuer, not from tollgate.
+    External { issuer: String },
 }
 
 impl ClientAuth {
@@ -23,6 +25,7 @@ impl ClientAuth {
             ClientAuth::SecretBasic { .. } => "client_secret_basic",
             ClientAuth::PrivateKeyJwt { .. } => "private_key_jwt",
             ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::External { .. } => "external",
         }
     }
 }
@@ -50,6 +53,10 @@ impl Credentials {
     pub fn push(&mut self, credential: Credential) {
         self.by_client_id.insert(credential.client_id.clone(), self.list.len());
         self.list.push(credential);
+    }
+
+    pub fn index_of(&self, client_id: &str) -> Option<usize> {
+        self.by_client_id.get(client_id).copied()
     }
 
     pub fn by_client_id(&self, client_id: &str) -> Option<&Credential> {

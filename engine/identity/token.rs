@@ -124,8 +124,7 @@ impl Issuer {
         json_document(StatusCode::OK, self.metadata_document.clone(), "public, max-age=300")
     }
 
-    /// Verifies the bearer token of an API request. Tokens are read from the Authorization
-    /// header only, never from the query string (RFC 6750 section 2.3 is not supported).
+    /// Verifies the bearer token of an API request (see `bearer_token`).
     pub fn authenticate<B>(
         &self,
         request: &http::Request<B>,
@@ -135,37 +134,49 @@ impl Issuer {
         access: &AccessTable,
         use_cache: bool,
     ) -> Result<Caller, Problem> {
-        let headers = request.headers();
-        if request
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("access_token=")))
-        {
-            return Err(Problem::InvalidRequest);
-        }
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return Err(if headers.contains_key(header::AUTHORIZATION) {
-                Problem::InvalidRequest
-            } else {
-                Problem::AuthenticationRequired
-            });
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(Problem::AuthenticationRequired)?;
-        let now = unix_now();
+        let token = bearer_token(request)?;
         if use_cache {
-            if let Some(caller) = self.cached(token) {
-                return check_binding_and_time(caller, env, presented_cert, credentials, access, now);
+            if let Some(result) = self.cached_caller(token, env, presented_cert, credentials, access) {
+                return result;
             }
         }
+        self.verify_bearer(token, env, presented_cert, credentials, access, use_cache)
+    }
+
+    /// The answer for a token verified before, if it is in the cache. Expiry, binding and
+    /// the partner's standing are checked again on every use.
+    pub fn cached_caller(
+        &self,
+        token: &str,
+        env: Environment,
+        presented_cert: Option<[u8; 32]>,
+        credentials: &Credentials,
+        access: &AccessTable,
+    ) -> Option<Result<Caller, Problem>> {
+        let caller = self.cached(token)?;
+        Some(check_binding_and_time(
+            caller,
+            env,
+            presented_cert,
+            credentials,
+            access,
+            unix_now(),
+        ))
+    }
+
+    /// Verifies one of tollgate's own tokens, remembering it when `remember` is set.
+    pub fn verify_bearer(
+        &self,
+        token: &str,
+        env: Environment,
+        presented_cert: Option<[u8; 32]>,
+        credentials: &Credentials,
+        access: &AccessTable,
+        remember: bool,
+    ) -> Result<Caller, Problem> {
+        let now = unix_now();
         let caller = self.verify_token(token, env, credentials, access, now)?;
-        if use_cache {
+        if remember {
             self.remember(token, &caller);
         }
         check_binding_and_time(caller, env, presented_cert, credentials, access, now)
@@ -201,24 +212,13 @@ impl Issuer {
             .get("client_id")
             .and_then(Value::as_str)
             .ok_or(Problem::InvalidToken)?;
-        let credential_index = credentials
-            .list
-            .iter()
-            .position(|c| &*c.client_id == client_id)
-            .ok_or(Problem::InvalidToken)?;
+        let credential_index = credentials.index_of(client_id).ok_or(Problem::InvalidToken)?;
         let credential = &credentials.list[credential_index];
         let partner = access.partners.get(credential.partner).ok_or(Problem::InvalidToken)?;
         if claims.get("sub").and_then(Value::as_str) != Some(&*partner.id) {
             return Err(Problem::InvalidToken);
         }
-        let mut scopes: Vec<usize> = claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .split(' ')
-            .filter_map(|s| access.scope(s))
-            .collect();
-        scopes.sort_unstable();
+        let scopes = scopes_of(&claims, access);
         let bound_to = claims
             .get("cnf")
             .and_then(|c| c.get("x5t#S256"))
@@ -500,8 +500,53 @@ fn find<'c>(credentials: &'c Credentials, client_id: &str, env: Environment) -> 
         .ok_or_else(OauthError::invalid_client)
 }
 
-/// Checks what can change between two uses of a cached token.
-fn check_binding_and_time(
+/// The bearer token of a request. Only from the Authorization header: a token in the query
+/// string (RFC 6750 section 2.3) is refused, as are two Authorization headers.
+pub fn bearer_token<B>(request: &http::Request<B>) -> Result<&str, Problem> {
+    let query_token = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair.starts_with("access_token=")));
+    if query_token {
+        return Err(Problem::InvalidRequest);
+    }
+    let headers = request.headers();
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(if headers.contains_key(header::AUTHORIZATION) {
+            Problem::InvalidRequest
+        } else {
+            Problem::AuthenticationRequired
+        });
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(Problem::AuthenticationRequired)
+}
+
+/// Scope indices named by a token's `scope` (space-separated) or `scp` (array) claim;
+/// names the policy does not know are ignored.
+pub(crate) fn scopes_of(claims: &Map<String, Value>, access: &AccessTable) -> Vec<usize> {
+    let mut scopes: Vec<usize> = match claims.get("scope").or_else(|| claims.get("scp")) {
+        Some(Value::String(s)) => s.split(' ').filter_map(|s| access.scope(s)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|s| access.scope(s))
+            .collect(),
+        _ => Vec::new(),
+    };
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes
+}
+
+/// Checks what can change between two uses of a verified token.
+pub(crate) fn check_binding_and_time(
     caller: Caller,
     env: Environment,
     presented_cert: Option<[u8; 32]>,
@@ -645,7 +690,7 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

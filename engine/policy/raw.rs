@@ -22,6 +22,23 @@ pub struct RawGateway {
     #[serde(default)]
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub oauth: Option<RawOauth>,
+    #[serde(default)]
+    pub external_issuers: Vec<RawExternalIssuer>,
+}
+
+/// `[[external_issuers]]` in gateway.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExternalIssuer {
+    pub issuer: String,
+    pub environment: RawEnvironmentName,
+    pub audience: String,
+    pub jwks_file: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_ca: Option<String>,
+    pub algorithms: Option<Vec<String>>,
+    pub token_type: Option<String>,
+    pub refresh_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -265,6 +282,7 @@ pub struct RawCredential {
     pub secret_hash: Option<String>,
     pub jwks: Option<serde_json::Value>,
     pub certificate_thumbprint: Option<String>,
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -273,4 +291,5 @@ pub enum RawAuthMethod {
     ClientSecretBasic,
     PrivateKeyJwt,
     TlsClientAuth,
+    External,
 }
