@@ -369,3 +369,51 @@ async fn serving_the_current_directory_watches_it() {
     serving.signal("-TERM");
     assert_eq!(serving.wait().await.0, Some(0));
 }
+
+#[test]
+fn partner_helpers_for_the_platform_team() {
+    // `partner secret`: a secret and a hash that verifies it, never the same twice.
+    let out = String::from_utf8(tollgate(&["partner", "secret"]).stdout).unwrap();
+    let secret = out.lines().find_map(|l| l.strip_prefix("client_secret: ")).unwrap();
+    let hash = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret_hash = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    assert!(tollgate::identity::secret::verify_secret(secret, hash));
+    assert!(!tollgate::identity::secret::verify_secret("guess", hash));
+    let again = String::from_utf8(tollgate(&["partner", "secret"]).stdout).unwrap();
+    assert_ne!(out, again);
+
+    // `partner thumbprint`: the base64url SHA-256 of the certificate's DER.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    let out = String::from_utf8(tollgate(&["partner", "thumbprint", path.to_str().unwrap()]).stdout).unwrap();
+    use base64::Engine;
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(ring::digest::digest(&ring::digest::SHA256, cert.der()).as_ref());
+    assert_eq!(out.trim(), format!("certificate_thumbprint = \"{expected}\""));
+
+    // `partner show`: what the demo's licensed AISP may call, per environment.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = tollgate(&["partner", "show", "northwind-money", "--root", root, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["licences"], serde_json::json!(["AISP", "PISP"]));
+    let routes = doc["routes"].as_array().unwrap();
+    assert!(routes
+        .iter()
+        .any(|r| r["route"] == "accounts.get-balances" && r["environment"] == "production" && r["callable"] == true));
+    assert!(
+        !routes.iter().any(|r| r["product"] == "card-management"),
+        "no card product for a non-PCI partner"
+    );
+    assert!(!tollgate(&["partner", "show", "nobody", "--root", root])
+        .status
+        .success());
+}
