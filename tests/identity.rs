@@ -429,17 +429,30 @@ async fn tls_request(
         }
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let h2 = request.version() == http::Version::HTTP_2;
+    config.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("api.test").unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    if h2 {
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "ALPN chose HTTP/2");
+    }
+    let response = if h2 {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await.map_err(|e| e.to_string())?
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await.map_err(|e| e.to_string())?
+    };
     let (parts, body) = response.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Reply {
@@ -512,6 +525,15 @@ async fn tls_client_auth_issues_certificate_bound_tokens() {
     assert_eq!(ok.status, 200, "{:?}", ok.body);
     assert_eq!(upstream.requests()[0].headers["x-forwarded-proto"], "https");
     api(Some(1)).await.unwrap().assert_problem(401, "invalid-token");
+
+    // The same over HTTP/2, negotiated by ALPN.
+    let request = Request::get("https://api.test/v1/accounts")
+        .version(http::Version::HTTP_2)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = tls_request(addr, &pki, Some(0), request).await.unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
     api(None).await.unwrap().assert_problem(401, "invalid-token");
     gw.shutdown().await;
 }
