@@ -196,7 +196,7 @@ impl Pipeline {
             .and_then(|host| self.hosts.environment(host))
             .ok_or(Problem::UnknownHost)?;
         outcome.environment = Some(env);
-        if let Some(response) = self.identity_endpoint(request.uri().path(), env) {
+        if let Some(response) = self.identity_endpoint(request.method(), request.uri().path())? {
             return match response {
                 IdentityEndpoint::Token(issuer) => Ok(issuer
                     .token_endpoint(request, env, conn.client_cert, &self.credentials, &self.access, stores)
@@ -240,8 +240,13 @@ impl Pipeline {
         if !partner.granted_product(route.product) || !licensed {
             return Err(Problem::ProductNotGranted);
         }
+        if product.data_class == DataClass::Pci && !partner.pci_attested_on(crate::access::today()) {
+            return Err(Problem::ProductNotGranted);
+        }
         if let Some(scope) = &route.scope {
-            if !caller.has_scope(scope.index) {
+            // The token must carry the scope, and the grant must still stand: withdrawing a
+            // scope in the policy takes effect for tokens already issued.
+            if !caller.has_scope(scope.index) || !partner.holds_scope(scope.index) {
                 return Err(Problem::InsufficientScope {
                     scope: scope.name.clone(),
                 });
@@ -387,14 +392,22 @@ enum IdentityEndpoint<'a> {
 }
 
 impl Pipeline {
-    fn identity_endpoint(&self, path: &str, _env: Environment) -> Option<IdentityEndpoint<'_>> {
-        let issuer = self.issuer.as_ref()?;
-        match path {
-            TOKEN_PATH => Some(IdentityEndpoint::Token(issuer)),
-            JWKS_PATH => Some(IdentityEndpoint::Document(issuer.jwks_response())),
-            METADATA_PATH => Some(IdentityEndpoint::Document(issuer.metadata_response())),
-            _ => None,
+    fn identity_endpoint(&self, method: &Method, path: &str) -> Result<Option<IdentityEndpoint<'_>>, Problem> {
+        let Some(issuer) = self.issuer.as_ref() else {
+            return Ok(None);
+        };
+        let document = match path {
+            TOKEN_PATH => return Ok(Some(IdentityEndpoint::Token(issuer))),
+            JWKS_PATH => issuer.jwks_response(),
+            METADATA_PATH => issuer.metadata_response(),
+            _ => return Ok(None),
+        };
+        if method != Method::GET && method != Method::HEAD {
+            return Err(Problem::MethodNotAllowed {
+                allow: HeaderValue::from_static("GET, HEAD"),
+            });
         }
+        Ok(Some(IdentityEndpoint::Document(document)))
     }
 }
 

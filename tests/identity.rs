@@ -887,3 +887,107 @@ fn an_external_credential_must_name_a_declared_issuer() {
     let line = partner.lines().position(|l| l.starts_with("issuer = ")).unwrap() + 1;
     assert_eq!(location, format!("policies/partners/acme.toml:{line}"));
 }
+
+#[tokio::test]
+async fn a_credential_naming_a_certificate_needs_it_whatever_its_method() {
+    let pki = pki();
+    let upstream = Upstream::start().await;
+    let dir = policy_set(&upstream.url());
+    tls_gateway(&dir, &pki, &pki.clients[0].2.clone());
+    // A private_key_jwt credential that is also bound to client certificate 1.
+    let bound = format!(
+        "\n[[credentials]]\nclient_id = \"acme-bound\"\nenvironment = \"production\"\nmethod = \"private_key_jwt\"\ncertificate_thumbprint = \"{}\"\njwks = {{ keys = [{}] }}\n",
+        pki.clients[1].2,
+        toml_inline(&test_keys().client_jwk)
+    );
+    let partner = dir.read("policies/partners/acme.toml") + &bound;
+    dir.write("policies/partners/acme.toml", &partner);
+    let gw = start_gateway(&dir, false).await;
+    let addr = gw.address().unwrap();
+    let request = |jti: &str| {
+        let form = assertion_form(&client_assertion(
+            "acme-bound",
+            "https://auth.test/oauth2/token",
+            jti,
+            60,
+        ));
+        Request::post("/oauth2/token")
+            .header("host", PROD)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))
+            .unwrap()
+    };
+    assert_eq!(
+        tls_request(addr, &pki, None, request("b-1")).await.unwrap().status,
+        401,
+        "no certificate"
+    );
+    assert_eq!(
+        tls_request(addr, &pki, Some(0), request("b-2")).await.unwrap().status,
+        401,
+        "another partner credential's certificate"
+    );
+    let ok = tls_request(addr, &pki, Some(1), request("b-3")).await.unwrap();
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn withdrawing_a_scope_takes_effect_for_tokens_already_issued() {
+    let h = Harness::start_with(false, |dir, _| {
+        let scoped = ACCOUNTS_TOML.replace(
+            "upstream_path = \"/acct\"\n",
+            "upstream_path = \"/acct\"\nscope = \"accounts:read\"\n",
+        );
+        dir.write("catalogue/accounts/accounts.toml", &scoped);
+    })
+    .await;
+    assert_eq!(h.client.get(PROD, "/v1/accounts").await.status, 200);
+    let withdrawn = acme_partner(&[]).replace(
+        "scopes = [\"accounts:read\", \"accounts:write\"]",
+        "scopes = [\"accounts:write\"]",
+    );
+    h.dir.write("policies/partners/acme.toml", &withdrawn);
+    assert_eq!(admin_reload(&h.admin).await["outcome"], "applied");
+    h.client
+        .get(PROD, "/v1/accounts")
+        .await
+        .assert_problem(403, "insufficient-scope");
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_pci_attestation_refuses_card_products_at_request_time() {
+    let h = Harness::start_with(false, |dir, _| {
+        let cards = one_route_product("cards", "core", "/v1/cards", "/cards", "licence = \"CARD_ISSUING\"")
+            .replace("data_class = \"public\"", "data_class = \"pci\"");
+        dir.write("catalogue/cards/cards.toml", &cards);
+        let partner = acme_partner(&[])
+            .replace("licences = [\"AISP\"]", "licences = [\"AISP\", \"CARD_ISSUING\"]")
+            .replace("[contract]", "[attestations]\npci_dss = \"2020-01-31\"\n\n[contract]")
+            .replace("products = [\"accounts\"]", "products = [\"accounts\", \"cards\"]");
+        dir.write("policies/partners/acme.toml", &partner);
+    })
+    .await;
+    let status = TestClient::new(h.gw.admin)
+        .get("localhost", "/admin/status")
+        .await
+        .json();
+    let codes: Vec<&str> = status["last_reload"]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"pci-attestation-expired"), "{status}");
+    h.client
+        .get(PROD, "/v1/cards")
+        .await
+        .assert_problem(403, "product-not-granted");
+    assert_eq!(
+        h.client.get(PROD, "/v1/accounts").await.status,
+        200,
+        "other products are unaffected"
+    );
+    h.gw.shutdown().await;
+}

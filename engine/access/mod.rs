@@ -41,6 +41,8 @@ pub struct Partner {
     /// Indexed by scope index: whether the scope is granted.
     pub scopes: Vec<bool>,
     pub contract_version: String,
+    /// Days since the epoch until which the PCI DSS attestation is valid.
+    pub pci_valid_until: Option<i64>,
 }
 
 impl Partner {
@@ -52,9 +54,23 @@ impl Partner {
         self.scopes.get(scope).copied().unwrap_or(false)
     }
 
+    /// Whether a PCI DSS attestation covers `day` (days since the epoch).
+    pub fn pci_attested_on(&self, day: i64) -> bool {
+        self.pci_valid_until.is_some_and(|until| day <= until)
+    }
+
     pub fn granted_product(&self, product: usize) -> bool {
         self.products.get(product).copied().unwrap_or(false)
     }
+}
+
+/// Today as days since the Unix epoch (UTC).
+pub fn today() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    i64::try_from(secs / 86_400).unwrap_or(0)
 }
 
 /// Scopes, tiers and partners of one policy set.

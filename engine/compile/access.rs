@@ -19,7 +19,7 @@ use crate::policy::{Loaded, PolicySet};
 use crate::route::Environment;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How close to expiry an attestation earns a warning.
 const ATTESTATION_WARNING_DAYS: i64 = 30;
@@ -56,7 +56,7 @@ pub fn scopes_and_tiers(set: &PolicySet, diags: &mut Diagnostics) -> AccessTable
         for (id, tier) in &loaded.raw.tiers {
             let pointer = format!("/tiers/{}/token_lifetime", escape_pointer(id));
             let token_lifetime = tier.token_lifetime.as_deref().and_then(|text| {
-                let parsed = duration(text).filter(|d| !d.is_zero() && d.as_secs() <= 3600);
+                let parsed = duration(text).filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(3600));
                 if parsed.is_none() {
                     diags.push(
                         Diagnostic::error("invalid-duration", format!("`{text}` is not a usable token lifetime"))
@@ -206,6 +206,7 @@ pub fn partners(
             }
             if product.data_class == DataClass::Pci {
                 match pci_valid_until {
+                    None if raw.attestations.pci_dss.is_some() => {} // an invalid date, reported above
                     None => diags.push(
                         Diagnostic::error(
                             "pci-attestation-missing",
@@ -217,11 +218,13 @@ pub fn partners(
                         .at(at(&pointer))
                         .help("record the attestation of compliance: [attestations] pci_dss = \"<valid until>\""),
                     ),
+                    // Expiry is enforced per request; failing the whole policy on a date would
+                    // block every unrelated change until the renewal arrives.
                     Some(until) if until < today => diags.push(
-                        Diagnostic::error(
+                        Diagnostic::warning(
                             "pci-attestation-expired",
                             format!(
-                                "`{}`'s PCI DSS attestation expired, so card product `{id}` cannot be granted",
+                                "`{}`'s PCI DSS attestation has expired: card product `{id}` is refused until it is renewed",
                                 raw.id
                             ),
                         )
@@ -254,7 +257,7 @@ pub fn partners(
                     None => "declare the scope in policies/scopes.toml".to_string(),
                 };
                 diags.push(
-                    Diagnostic::error("unknown-scope", format!("scope `{name}` does not exist"))
+                    Diagnostic::error("unknown-scope", format!("scope `{name}` is not declared"))
                         .at(at(&pointer))
                         .help(help),
                 );
@@ -368,6 +371,7 @@ pub fn partners(
             products: granted_products,
             scopes: granted_scopes,
             contract_version: raw.contract.version.clone(),
+            pci_valid_until,
         });
     }
     credentials
@@ -454,9 +458,9 @@ fn client_auth(
             };
             if !is_argon2id_hash(hash) {
                 diags.push(
-                    Diagnostic::error("secret-not-hashed", "`secret_hash` is not an Argon2id hash")
+                    Diagnostic::error("secret-not-hashed", "`secret_hash` is not an Argon2id hash tollgate accepts")
                         .at(at("secret_hash"))
-                        .help("policy files hold hashes, never secrets: `tollgate partner secret` prints the hash to store here, and the secret to give the partner"),
+                        .help("policy files hold hashes, never secrets: `tollgate partner secret` prints the hash to store here, and the secret to give the partner (hashes costing over 256 MiB, 16 passes or 16 lanes are refused)"),
                 );
                 return None;
             }
@@ -529,9 +533,5 @@ fn method_name(method: RawAuthMethod) -> &'static str {
 }
 
 fn today() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    i64::try_from(secs / 86_400).unwrap_or(0)
+    crate::access::today()
 }

@@ -331,7 +331,7 @@ fn route_plan(
                 format!("`{}` is answered by the gateway itself", raw.path),
             )
             .at(origin.at("path"))
-            .help("choose another path; /oauth2/token and /.well-known/* belong to tollgate's authorization server"),
+            .help("choose another path; /oauth2/token, /.well-known/jwks.json and /.well-known/oauth-authorization-server belong to tollgate's authorization server"),
         );
     }
     let scope = raw.scope.as_deref().and_then(|name| match access.scope(name) {

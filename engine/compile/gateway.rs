@@ -87,6 +87,13 @@ pub fn compile(
                 .help("each listener needs its own address and port"),
             );
         }
+        if listener.tls.is_none() && !address.ip().is_loopback() {
+            diags.push(
+                Diagnostic::warning("cleartext-listener", format!("listener `{}` serves cleartext HTTP on {address}", listener.name))
+                    .at(doc.value_location(&format!("/listeners/{i}/address")))
+                    .help("partners send secrets and tokens to it: add [listeners.tls], or bind it to loopback behind a TLS terminator"),
+            );
+        }
         bound.push((address, i));
         listener_tls.push(
             listener
@@ -209,7 +216,7 @@ pub fn compile(
     let issuer = raw.oauth.as_ref().and_then(|oauth| {
         let lifetime = match oauth.token_lifetime.as_deref() {
             None => Duration::from_secs(300),
-            Some(text) => match units::duration(text).filter(|d| !d.is_zero() && d.as_secs() <= 3600) {
+            Some(text) => match units::duration(text).filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(3600)) {
                 Some(d) => d,
                 None => {
                     diags.push(
@@ -519,6 +526,17 @@ fn compile_tls(
     diags: &mut Diagnostics,
 ) -> Option<Arc<rustls::ServerConfig>> {
     let base = format!("/listeners/{index}/tls");
+    if tls.client_certificate == Some(RawClientCertificate::Required) && tls.client_ca.is_none() {
+        diags.push(
+            Diagnostic::error(
+                "invalid-tls",
+                "client certificates are required, but no client_ca says which to accept",
+            )
+            .at(loaded.doc.value_location(&format!("{base}/client_certificate")))
+            .help("add client_ca with the PEM bundle of CAs that issue partner certificates"),
+        );
+        return None;
+    }
     let files = TlsFiles {
         certificate: root.join(&tls.certificate),
         private_key: root.join(&tls.private_key),

@@ -52,7 +52,21 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         .collect();
     let credentials = access::partners(set, &catalogue.products, &issuers, &mut access, diags);
     let gateway = gateway?;
-    if gateway.issuer.is_none() && !credentials.is_empty() {
+    let needs_issuer = credentials
+        .list
+        .iter()
+        .any(|c| !matches!(c.auth, crate::identity::credentials::ClientAuth::External { .. }));
+    if gateway.issuer.is_none() && gateway.external_issuers.is_empty() && !catalogue.routes.is_empty() {
+        diags.push(
+            crate::diagnostics::Diagnostic::warning(
+                "no-token-issuer",
+                "no token issuer is configured, so every route answers 401",
+            )
+            .at_opt(set.gateway.as_ref().map(|g| g.doc.value_location("")))
+            .help("add [oauth] (tollgate issues tokens) or [[external_issuers]] to policies/gateway.toml"),
+        );
+    }
+    if gateway.issuer.is_none() && needs_issuer {
         let first = set.partners.iter().find(|p| !p.raw.credentials.is_empty());
         diags.push(
             crate::diagnostics::Diagnostic::error(

@@ -43,6 +43,8 @@ const ASSERTION_LEEWAY: u64 = 30;
 const TOKEN_LEEWAY: u64 = 5;
 /// A token request is a small form; anything larger is refused unread.
 const MAX_FORM_BYTES: usize = 8 * 1024;
+/// A token request's small form must arrive promptly.
+const FORM_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Verified-token cache bound; cleared when full (tokens live minutes).
 const MAX_CACHED_TOKENS: usize = 50_000;
 
@@ -277,7 +279,11 @@ impl Issuer {
         stores: &Stores,
     ) -> Result<Response<Body>, OauthError> {
         if request.method() != http::Method::POST {
-            return Err(OauthError::invalid_request("the token endpoint accepts POST only"));
+            return Err(OauthError::new(
+                405,
+                "invalid_request",
+                "the token endpoint accepts POST only",
+            ));
         }
         let is_form = request
             .headers()
@@ -294,11 +300,14 @@ impl Issuer {
             ));
         }
         let basic = basic_credentials(request.headers())?;
-        let body = Limited::new(request.into_body(), MAX_FORM_BYTES)
-            .collect()
-            .await
-            .map_err(|_| OauthError::invalid_request("the request body is too large or incomplete"))?
-            .to_bytes();
+        let body = tokio::time::timeout(
+            FORM_READ_TIMEOUT,
+            Limited::new(request.into_body(), MAX_FORM_BYTES).collect(),
+        )
+        .await
+        .map_err(|_| OauthError::invalid_request("the request body was not received in time"))?
+        .map_err(|_| OauthError::invalid_request("the request body is too large or incomplete"))?
+        .to_bytes();
         let form = parse_form(&body)?;
         match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => {}
@@ -312,9 +321,25 @@ impl Issuer {
             None => return Err(OauthError::invalid_request("grant_type is required")),
         }
 
-        let credential = self
+        let used_basic = basic.is_some();
+        let credential = match self
             .authenticate_client(&form, basic, env, presented_cert, credentials, stores)
-            .await?;
+            .await
+        {
+            Ok(credential) => credential,
+            Err(error) => {
+                let client = form.get("client_id").map(String::as_str).unwrap_or("-");
+                tracing::info!(target: "tollgate::audit", event = "client-authentication-failed", client_id = client, environment = env.as_str(), reason = %error.description, "token request refused");
+                return Err(error.with_basic_challenge(used_basic));
+            }
+        };
+        // A credential that names a certificate is sender-constrained whatever its method.
+        if let Some(expected) = credential.thumbprint {
+            if presented_cert != Some(expected) {
+                tracing::info!(target: "tollgate::audit", event = "client-authentication-failed", client_id = %credential.client_id, reason = "certificate does not match the credential", "token request refused");
+                return Err(OauthError::invalid_client().with_basic_challenge(used_basic));
+            }
+        }
         let partner = access
             .partners
             .get(credential.partner)
@@ -576,6 +601,7 @@ pub struct OauthError {
     status: u16,
     code: &'static str,
     description: String,
+    basic_challenge: bool,
 }
 
 impl OauthError {
@@ -584,7 +610,14 @@ impl OauthError {
             status,
             code,
             description: description.to_string(),
+            basic_challenge: false,
         }
+    }
+
+    /// RFC 6749 section 5.2: a 401 answers Basic authentication with a Basic challenge.
+    fn with_basic_challenge(mut self, used_basic: bool) -> OauthError {
+        self.basic_challenge = used_basic;
+        self
     }
 
     fn invalid_request(description: &str) -> OauthError {
@@ -607,7 +640,12 @@ impl OauthError {
             "detail": self.description,
         });
         let mut response = json_document(status, Bytes::from(body.to_string()), "no-store");
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        if status == StatusCode::UNAUTHORIZED && self.basic_challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"tollgate\""),
