@@ -8,7 +8,7 @@
 use super::credentials::{ClientAuth, Credentials};
 use super::jwk::{Algorithm, Jwks};
 use super::jwt::{self, Expect, JwtError};
-use super::token::{check_binding_and_time, scopes_of, unix_now, Caller};
+use super::token::{bound_certificate, check_binding_and_time, scopes_of, unix_now, Caller};
 use crate::access::AccessTable;
 use crate::problem::Problem;
 use crate::route::Environment;
@@ -143,12 +143,7 @@ impl ExternalIssuer {
             credential: index,
             partner: credential.partner,
             scopes: scopes_of(&claims, access),
-            bound_to: claims
-                .get("cnf")
-                .and_then(|c| c.get("x5t#S256"))
-                .and_then(Value::as_str)
-                .map(|t| super::credentials::decode_thumbprint(t).ok_or(Problem::InvalidToken))
-                .transpose()?,
+            bound_to: bound_certificate(&claims)?,
             expires: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
         };
         check_binding_and_time(caller, env, presented_cert, credentials, access, now)

@@ -221,12 +221,7 @@ impl Issuer {
             return Err(Problem::InvalidToken);
         }
         let scopes = scopes_of(&claims, access);
-        let bound_to = claims
-            .get("cnf")
-            .and_then(|c| c.get("x5t#S256"))
-            .and_then(Value::as_str)
-            .map(|t| super::credentials::decode_thumbprint(t).ok_or(Problem::InvalidToken))
-            .transpose()?;
+        let bound_to = bound_certificate(&claims)?;
         Ok(Caller {
             credential: credential_index,
             partner: credential.partner,
@@ -551,6 +546,16 @@ pub fn bearer_token<B>(request: &http::Request<B>) -> Result<&str, Problem> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or(Problem::AuthenticationRequired)
+}
+
+/// The certificate a token is bound to (RFC 8705 `cnf.x5t#S256`), if any; a malformed
+/// binding makes the token invalid rather than unbound.
+pub(crate) fn bound_certificate(claims: &Map<String, Value>) -> Result<Option<[u8; 32]>, Problem> {
+    claims
+        .get("cnf")
+        .and_then(|c| c.get("x5t#S256"))
+        .map(|t| t.as_str().and_then(super::credentials::decode_thumbprint).ok_or(Problem::InvalidToken))
+        .transpose()
 }
 
 /// Scope indices named by a token's `scope` (space-separated) or `scp` (array) claim;
