@@ -7,14 +7,25 @@
 #   nginx     wrk -> nginx (plain reverse proxy, 1 worker, keep-alive upstream) -> echo
 #   tollgate  wrk -> tollgate serve (1 tokio worker, RUST_LOG=warn) -> echo
 #
+# tollgate authenticates every API request, so every run sends
+# "Authorization: Bearer <token>" (to all three targets, so the requests are the same bytes);
+# the token comes from tollgate's own token endpoint during set-up (private_key_jwt, with a
+# client assertion the script signs with openssl). nginx and the echo upstream ignore it.
+#
+# TLS=1: tollgate and nginx both terminate TLS on their listener (the same throwaway
+# P-256 certificate, issued by a throwaway CA the script generates), and wrk speaks HTTPS
+# to them; "direct" stays cleartext, as the upstream hop of both proxies does.
+#
 # For every run it prints requests/s and the proxy's CPU time per request (utime + stime
 # from /proc/<pid>/stat, before and after, over requests completed); at the end, medians
 # and the ratios docs/performance.md reports.
 #
 # Usage: benches/load.sh            (from anywhere in the repository)
-# Knobs (environment): ROUNDS=3 DURATION=10 CONNECTIONS=32 THREADS=1 WARMUP=3
+#        TLS=1 benches/load.sh      (HTTPS to both proxies)
+# Knobs (environment): ROUNDS=3 DURATION=10 CONNECTIONS=32 THREADS=1 WARMUP=3 TLS=0
 #                      BASE_PORT=19200 (uses BASE_PORT..BASE_PORT+3 on 127.0.0.1)
 #                      SKIP_BUILD=1 to use the binaries already in target/release.
+# Needs openssl (for the keys, the client assertion and, with TLS=1, the certificates).
 # Only ever sends traffic to 127.0.0.1. Not run in CI. Takes about 2-3 minutes plus
 # the build.
 
@@ -26,7 +37,10 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-3}
 BASE_PORT=${BASE_PORT:-19200}
+TLS=${TLS:-0}
 HOST=127.0.0.1
+# The Host (and, with TLS, the certificate name) partners would use.
+API_HOST=api.bench
 ECHO_PORT=$BASE_PORT
 NGINX_PORT=$((BASE_PORT + 1))
 TOLLGATE_PORT=$((BASE_PORT + 2))
@@ -39,6 +53,10 @@ for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP BASE_PORT; do
         exit 2
     fi
 done
+if [[ $TLS != 0 && $TLS != 1 ]]; then
+    echo "error: TLS must be 0 or 1" >&2
+    exit 2
+fi
 if ((ROUNDS > 20 || DURATION > 120)); then
     echo "error: ROUNDS <= 20 and DURATION <= 120, please" >&2
     exit 2
@@ -80,6 +98,7 @@ need_install=()
 command -v wrk >/dev/null || need_install+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_install+=(nginx)
 command -v curl >/dev/null || need_install+=(curl)
+command -v openssl >/dev/null || need_install+=(openssl)
 if ((${#need_install[@]})); then
     log "installing ${need_install[*]}"
     if ! apt-get install -y "${need_install[@]}" >"$WORK/apt.log" 2>&1; then
@@ -136,6 +155,78 @@ for port in "$ECHO_PORT" "$NGINX_PORT" "$TOLLGATE_PORT" "$ADMIN_PORT"; do
     port_busy "$port" && die "$HOST:$port is already in use; set BASE_PORT"
 done
 
+port_of() { # target
+    case $1 in
+    direct) echo "$ECHO_PORT" ;;
+    nginx) echo "$NGINX_PORT" ;;
+    tollgate) echo "$TOLLGATE_PORT" ;;
+    esac
+}
+
+# The URL wrk uses for a target. The Host header (api.bench) is sent separately; with TLS,
+# wrk's SNI is then 127.0.0.1, which both servers ignore (they have one certificate).
+url_of() { # target
+    if [[ $TLS == 1 && $1 != direct ]]; then
+        echo "https://$HOST:$(port_of "$1")"
+    else
+        echo "http://$HOST:$(port_of "$1")"
+    fi
+}
+
+# curl to a target, HTTP/1.1 like wrk. With TLS it connects to https://api.bench:PORT
+# pinned to 127.0.0.1, so the certificate chain and name are verified against the bench CA.
+curl_to() { # target path curl-args...
+    local target=$1 path=$2 port
+    shift 2
+    port=$(port_of "$target")
+    if [[ $TLS == 1 && $target != direct ]]; then
+        curl -s --max-time 10 --http1.1 --cacert "$TLS_DIR/ca.pem" \
+            --resolve "$API_HOST:$port:$HOST" "$@" "https://$API_HOST:$port$path"
+    else
+        curl -s --max-time 10 --http1.1 -H "Host: $API_HOST" "$@" "http://$HOST:$port$path"
+    fi
+}
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# --- keys and certificates ------------------------------------------------------------
+
+POLICY=$WORK/policy
+TLS_DIR=$POLICY/tls
+mkdir -p "$POLICY/policies/partners" "$POLICY/catalogue/bench" "$POLICY/keys" "$TLS_DIR"
+
+# tollgate's token-signing key (EdDSA) and the bench partner's client-assertion key
+# (Ed25519 too, so that openssl alone can sign the assertion: raw 64-byte signatures).
+openssl genpkey -algorithm ed25519 -out "$POLICY/keys/token-signing.pem" 2>"$WORK/openssl.log" ||
+    die "openssl cannot generate an Ed25519 key; see $WORK/openssl.log"
+CLIENT_KEY=$WORK/client-assertion.pem
+openssl genpkey -algorithm ed25519 -out "$CLIENT_KEY" 2>>"$WORK/openssl.log" ||
+    die "openssl cannot generate an Ed25519 key; see $WORK/openssl.log"
+# The public key is the last 32 bytes of its SubjectPublicKeyInfo DER.
+CLIENT_X=$(openssl pkey -in "$CLIENT_KEY" -pubout -outform DER | tail -c 32 | b64url)
+[[ ${#CLIENT_X} == 43 ]] || die "cannot read the client public key"
+
+if [[ $TLS == 1 ]]; then
+    # A throwaway CA and a P-256 server certificate for api.bench and 127.0.0.1, valid 2
+    # days. Both proxies serve the same certificate and key.
+    {
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS_DIR/ca.key" &&
+            openssl req -x509 -new -key "$TLS_DIR/ca.key" -sha256 -days 2 \
+                -subj "/CN=tollgate load bench CA" \
+                -addext "basicConstraints=critical,CA:TRUE" \
+                -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$TLS_DIR/ca.pem" &&
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS_DIR/server.key" &&
+            openssl req -new -key "$TLS_DIR/server.key" -subj "/CN=$API_HOST" -out "$TLS_DIR/server.csr" &&
+            printf '%s\n' "basicConstraints = critical, CA:FALSE" \
+                "keyUsage = critical, digitalSignature" \
+                "extendedKeyUsage = serverAuth" \
+                "subjectAltName = DNS:$API_HOST, IP:$HOST" >"$TLS_DIR/server.ext" &&
+            openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+                -set_serial "0x$(openssl rand -hex 8)" -days 2 -sha256 -extfile "$TLS_DIR/server.ext" \
+                -out "$TLS_DIR/server.pem"
+    } >>"$WORK/openssl.log" 2>&1 || die "cannot generate the bench certificates; see $WORK/openssl.log"
+fi
+
 # --- echo upstream --------------------------------------------------------------------
 
 # One worker thread, like the two proxies: on two cores, wrk, the proxy and the upstream
@@ -148,6 +239,18 @@ wait_for_port "$ECHO_PORT" "$ECHO_PID" echo
 # --- nginx ----------------------------------------------------------------------------
 
 mkdir -p "$WORK/nginx"
+nginx_listen="$HOST:$NGINX_PORT"
+nginx_tls=""
+if [[ $TLS == 1 ]]; then
+    nginx_listen+=" ssl"
+    # wrk keeps its connections open for the whole run, and tollgate (hyper) sets no limit
+    # on requests per connection; nginx's default keepalive_requests (1000) would add a
+    # TLS handshake every 1000 requests to nginx's side only.
+    nginx_tls="ssl_certificate $TLS_DIR/server.pem;
+        ssl_certificate_key $TLS_DIR/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        keepalive_requests 1000000000;"
+fi
 nginx_user=""
 [[ $(id -u) == 0 ]] && nginx_user="user root;"
 cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -169,7 +272,8 @@ http {
         keepalive 64;
     }
     server {
-        listen $HOST:$NGINX_PORT;
+        listen $nginx_listen;
+        $nginx_tls
         location / {
             proxy_pass http://echo;
             proxy_http_version 1.1;
@@ -196,8 +300,16 @@ done
 
 # --- tollgate -------------------------------------------------------------------------
 
-POLICY=$WORK/policy
-mkdir -p "$POLICY/policies" "$POLICY/catalogue/bench"
+ISSUER=https://auth.bench
+CLIENT_ID=bench-production
+CLIENT_KID=bench-client-1
+listener_tls=""
+if [[ $TLS == 1 ]]; then
+    listener_tls='
+[listeners.tls]
+certificate = "tls/server.pem"
+private_key = "tls/server.key"'
+fi
 cat >"$POLICY/policies/gateway.toml" <<EOF
 [gateway]
 name = "load bench"
@@ -205,18 +317,55 @@ name = "load bench"
 [[listeners]]
 name = "public"
 address = "$HOST:$TOLLGATE_PORT"
+$listener_tls
 
 [admin]
 address = "$HOST:$ADMIN_PORT"
 
 [environments.production]
-hosts = ["api.bench"]
+hosts = ["$API_HOST"]
 
 [upstreams.echo]
 url = "http://$HOST:$ECHO_PORT/core"
 connect_timeout = "1s"
 timeout = "5s"
 pool_max_idle = 128
+
+[oauth]
+issuer = "$ISSUER"
+signing_key = "keys/token-signing.pem"
+key_id = "load-bench"
+EOF
+cat >"$POLICY/policies/scopes.toml" <<'EOF'
+[scopes."items:read"]
+description = "Read items"
+EOF
+# Tokens live as long as tollgate allows (60m); ensure_token renews older ones.
+cat >"$POLICY/policies/tiers.toml" <<'EOF'
+[tiers.bench]
+name = "Bench"
+environments = ["production"]
+token_lifetime = "60m"
+EOF
+cat >"$POLICY/policies/partners/bench.toml" <<EOF
+id = "bench"
+legal_name = "Load Bench Ltd"
+tier = "bench"
+environments = ["production"]
+
+[contract]
+version = "2026.1"
+accepted = "2026-01-15"
+
+[grants]
+products = ["items"]
+scopes = ["items:read"]
+
+[[credentials]]
+client_id = "$CLIENT_ID"
+environment = "production"
+method = "private_key_jwt"
+jwks = { keys = [{ kty = "OKP", crv = "Ed25519", x = "$CLIENT_X", kid = "$CLIENT_KID", alg = "EdDSA", use = "sig" }] }
 EOF
 cat >"$POLICY/catalogue/bench/items.toml" <<'EOF'
 id = "items"
@@ -231,12 +380,14 @@ production = "echo"
 id = "items.list"
 method = "GET"
 path = "/v1/items"
+scope = "items:read"
 upstream_path = "/items"
 
 [[routes]]
 id = "items.get"
 method = "GET"
 path = "/v1/items/{item_id}"
+scope = "items:read"
 upstream_path = "/items/{item_id}"
 EOF
 "$TOLLGATE" check --root "$POLICY" >"$WORK/check.log" 2>&1 ||
@@ -247,35 +398,86 @@ TOLLGATE_PID=$!
 PIDS+=("$TOLLGATE_PID")
 wait_for_port "$TOLLGATE_PORT" "$TOLLGATE_PID" tollgate
 
+# --- an access token from tollgate's token endpoint -----------------------------------
+
+# A client assertion (RFC 7523) for the bench credential, signed Ed25519 by openssl.
+client_assertion() {
+    local now header claims signature
+    now=$(date +%s)
+    header=$(printf '{"alg":"EdDSA","typ":"JWT","kid":"%s"}' "$CLIENT_KID" | b64url)
+    claims=$(printf '{"iss":"%s","sub":"%s","aud":"%s/oauth2/token","jti":"%s","iat":%d,"exp":%d}' \
+        "$CLIENT_ID" "$CLIENT_ID" "$ISSUER" "$(openssl rand -hex 16)" "$now" $((now + 60)) | b64url)
+    printf '%s.%s' "$header" "$claims" >"$WORK/assertion.txt"
+    signature=$(openssl pkeyutl -sign -rawin -inkey "$CLIENT_KEY" -in "$WORK/assertion.txt" | b64url)
+    [[ ${#signature} == 86 ]] || die "openssl did not sign the client assertion"
+    printf '%s.%s' "$header.$claims" "$signature"
+}
+
+# POST /oauth2/token (client_credentials, private_key_jwt); prints the access token.
+fetch_token() {
+    local assertion code token
+    assertion=$(client_assertion)
+    code=$(curl_to tollgate /oauth2/token -o "$WORK/token.json" -w '%{http_code}' \
+        -H 'Content-Type: application/x-www-form-urlencoded' \
+        --data "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=$assertion") ||
+        true
+    [[ $code == 200 ]] || die "the token endpoint answered $code: $(head -c 300 "$WORK/token.json" 2>/dev/null)"
+    token=$(sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' "$WORK/token.json")
+    [[ -n $token ]] || die "no access_token in $(head -c 300 "$WORK/token.json")"
+    echo "$token"
+}
+
+TOKEN="" TOKEN_AT=0
+# Renews the token once it is 50 minutes old, so that long runs (ROUNDS=20 DURATION=120
+# is about 2 hours) never send an expired one. Call it in the main shell, not in $(...).
+ensure_token() {
+    local now
+    now=$(date +%s)
+    if ((now - TOKEN_AT > 3000)); then
+        TOKEN=$(fetch_token)
+        TOKEN_AT=$now
+    fi
+}
+ensure_token
+
 # --- sanity: every target answers 200 with the echo body ------------------------------
 
 for target in direct nginx tollgate; do
-    case $target in
-    direct) port=$ECHO_PORT ;;
-    nginx) port=$NGINX_PORT ;;
-    tollgate) port=$TOLLGATE_PORT ;;
-    esac
-    got=$(curl -s --max-time 5 -H "Host: api.bench" -o "$WORK/probe.json" -w '%{http_code}' \
-        "http://$HOST:$port$REQUEST_PATH") || true
+    got=$(curl_to "$target" "$REQUEST_PATH" -H "Authorization: Bearer $TOKEN" \
+        -o "$WORK/probe.json" -w '%{http_code}') || true
     [[ $got == 200 ]] && grep -q echo-upstream "$WORK/probe.json" ||
         die "$target answered $got: $(head -c 300 "$WORK/probe.json" 2>/dev/null)"
 done
+# ... and tollgate does check the token on the route measured.
+got=$(curl_to tollgate "$REQUEST_PATH" -o /dev/null -w '%{http_code}') || true
+[[ $got == 401 ]] || die "tollgate answered $got without a token; expected 401"
+got=$(curl_to tollgate "$REQUEST_PATH" -H "Authorization: Bearer ${TOKEN%?????}AAAAA" \
+    -o /dev/null -w '%{http_code}') || true
+[[ $got == 401 ]] || die "tollgate answered $got to a forged token; expected 401"
+
+# The TLS version, suite, certificate signature, key exchange and certificate check of a
+# proxy's listener, as wrk will get them (the same OpenSSL with the same defaults).
+tls_summary() { # target
+    timeout 10 openssl s_client -brief -connect "$HOST:$(port_of "$1")" -servername "$API_HOST" \
+        -CAfile "$TLS_DIR/ca.pem" </dev/null 2>&1 |
+        awk -F': ' '/^(Protocol version|Ciphersuite|Signature type|Server Temp Key|Verification):/ {
+            printf "%s%s", sep, ($1 == "Verification" ? "verify " : "") $2; sep = ", " } END { print "" }'
+}
 
 # --- runs -----------------------------------------------------------------------------
 
 # run TARGET SECONDS -> prints "requests rps proxy_ticks echo_ticks"
 run() {
-    local target=$1 seconds=$2 port out before=0 after=0 ebefore eafter requests rps
+    local target=$1 seconds=$2 out before=0 after=0 ebefore eafter requests rps
     local -a pids=()
     case $target in
-    direct) port=$ECHO_PORT ;;
-    nginx) port=$NGINX_PORT pids=("$NGINX_PID" "$NGINX_WORKER") ;;
-    tollgate) port=$TOLLGATE_PORT pids=("$TOLLGATE_PID") ;;
+    nginx) pids=("$NGINX_PID" "$NGINX_WORKER") ;;
+    tollgate) pids=("$TOLLGATE_PID") ;;
     esac
     if ((${#pids[@]})); then before=$(cpu_ticks "${pids[@]}"); fi
     ebefore=$(cpu_ticks "$ECHO_PID")
     out=$(timeout $((seconds + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" \
-        -H "Host: api.bench" "http://$HOST:$port$REQUEST_PATH") ||
+        -H "Host: $API_HOST" -H "Authorization: Bearer $TOKEN" "$(url_of "$target")$REQUEST_PATH") ||
         die "wrk against $target failed"
     eafter=$(cpu_ticks "$ECHO_PID")
     if ((${#pids[@]})); then after=$(cpu_ticks "${pids[@]}"); fi
@@ -295,9 +497,17 @@ us_per_request() { # ticks requests
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 log "machine: $(nproc) cores, $(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2 }')"
-log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds x 3 targets, GET $REQUEST_PATH"
+log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds x 3 targets, GET $REQUEST_PATH with a bearer token"
+if [[ $TLS == 1 ]]; then
+    log "TLS to nginx and tollgate; direct stays cleartext"
+    log "  nginx:    $(tls_summary nginx)"
+    log "  tollgate: $(tls_summary tollgate)"
+else
+    log "cleartext HTTP to every target"
+fi
 log "warming up (${WARMUP}s each)"
 for target in direct nginx tollgate; do
+    ensure_token
     run "$target" "$WARMUP" >/dev/null
 done
 
@@ -311,6 +521,7 @@ for round in $(seq "$ROUNDS"); do
     0) order="tollgate direct nginx" ;;
     esac
     for target in $order; do
+        ensure_token
         result=$(run "$target" "$DURATION")
         read -r requests rps ticks eticks <<<"$result"
         cpu=$(us_per_request "$ticks" "$requests")
@@ -332,7 +543,7 @@ for round in $(seq "$ROUNDS"); do
 done
 med() { printf '%s\n' "$@" | median; }
 echo
-echo "median over $ROUNDS rounds:"
+echo "median over $ROUNDS rounds ($([[ $TLS == 1 ]] && echo "TLS to both proxies" || echo cleartext), bearer token):"
 for target in direct nginx tollgate; do
     rps=() cpu=()
     for round in $(seq "$ROUNDS"); do

@@ -554,7 +554,11 @@ pub(crate) fn bound_certificate(claims: &Map<String, Value>) -> Result<Option<[u
     claims
         .get("cnf")
         .and_then(|c| c.get("x5t#S256"))
-        .map(|t| t.as_str().and_then(super::credentials::decode_thumbprint).ok_or(Problem::InvalidToken))
+        .map(|t| {
+            t.as_str()
+                .and_then(super::credentials::decode_thumbprint)
+                .ok_or(Problem::InvalidToken)
+        })
         .transpose()
 }
 
