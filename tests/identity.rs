@@ -991,3 +991,47 @@ async fn an_expired_pci_attestation_refuses_card_products_at_request_time() {
     );
     h.gw.shutdown().await;
 }
+
+#[test]
+fn an_external_credential_is_for_its_issuers_environment() {
+    let upstream_url = "http://127.0.0.1:9";
+    let dir = policy_set(upstream_url);
+    let issuer = format!(
+        "\n[[external_issuers]]\nissuer = \"{EXTERNAL}\"\nenvironment = \"production\"\naudience = \"https://api.bank.test\"\njwks_url = \"http://[::1]:9/jwks.json\"\nrefresh_interval = \"1s\"\n"
+    );
+    dir.write("policies/gateway.toml", &gateway_toml(upstream_url, &issuer));
+    let credential = format!(
+        "\n[[credentials]]\nclient_id = \"acme-external\"\nenvironment = \"sandbox\"\nmethod = \"external\"\nissuer = \"{EXTERNAL}\"\n"
+    );
+    let partner = acme_partner(&[&credential]);
+    dir.write("policies/partners/acme.toml", &partner);
+    // IPv6 loopback counts as loopback for a plain-http JWKS URL; the mismatch is the error.
+    let (code, location) = first_error(&check_json(dir.root()));
+    assert_eq!(code, "credential-environment");
+    let line = partner
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("environment = "))
+        .last()
+        .unwrap()
+        .0
+        + 1;
+    assert_eq!(location, format!("policies/partners/acme.toml:{line}"));
+
+    // A refresh interval below a second is refused: it is the fetch rate limit.
+    dir.write(
+        "policies/gateway.toml",
+        &gateway_toml(upstream_url, &issuer.replace("\"1s\"", "\"0s\"")),
+    );
+    let codes: Vec<String> = check_json(dir.root())["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap().to_string())
+        .collect();
+    assert!(codes.contains(&"invalid-duration".to_string()), "{codes:?}");
+    assert!(
+        !codes.contains(&"unknown-issuer".to_string()),
+        "no cascade from a broken gateway.toml: {codes:?}"
+    );
+}

@@ -81,7 +81,7 @@ pub fn scopes_and_tiers(set: &PolicySet, diags: &mut Diagnostics) -> AccessTable
 pub fn partners(
     set: &PolicySet,
     products: &[ProductPlan],
-    external_issuers: &[&str],
+    external_issuers: Option<&[(&str, Environment)]>,
     table: &mut AccessTable,
     diags: &mut Diagnostics,
 ) -> Credentials {
@@ -383,7 +383,7 @@ fn client_auth(
     i: usize,
     env: Environment,
     has_thumbprint: bool,
-    external_issuers: &[&str],
+    external_issuers: Option<&[(&str, Environment)]>,
     diags: &mut Diagnostics,
 ) -> Option<ClientAuth> {
     let credential = loaded.raw.credentials.get(i)?;
@@ -423,8 +423,28 @@ fn client_auth(
                 );
                 return None;
             };
-            if !external_issuers.contains(&issuer.as_str()) {
-                let help = match did_you_mean(issuer, external_issuers.iter().copied()) {
+            let Some(external_issuers) = external_issuers else {
+                // gateway.toml did not compile; its errors are reported already.
+                return Some(ClientAuth::External { issuer: issuer.clone() });
+            };
+            if let Some((_, issuer_env)) = external_issuers.iter().find(|(name, _)| *name == issuer.as_str()) {
+                if *issuer_env != env {
+                    diags.push(
+                        Diagnostic::error(
+                            "credential-environment",
+                            format!(
+                                "issuer `{issuer}` serves {}, but this credential is for {}",
+                                issuer_env.as_str(),
+                                env.as_str()
+                            ),
+                        )
+                        .at(at("environment"))
+                        .help("an external credential is for the environment its issuer's tokens are valid in"),
+                    );
+                    return None;
+                }
+            } else {
+                let help = match did_you_mean(issuer, external_issuers.iter().map(|(name, _)| *name)) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "declare it under [[external_issuers]] in policies/gateway.toml".to_string(),
                 };

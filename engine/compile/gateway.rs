@@ -424,9 +424,12 @@ fn compile_external_issuers(
                     continue;
                 };
                 let https = uri.scheme_str() == Some("https");
-                let loopback = uri.host().is_some_and(|h| {
-                    h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-                });
+                let loopback = uri
+                    .host()
+                    .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                    .is_some_and(|h| {
+                        h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                    });
                 if !https && !loopback {
                     diags.push(
                         Diagnostic::error(
@@ -463,11 +466,20 @@ fn compile_external_issuers(
                 } else {
                     None
                 };
-                let interval = raw
-                    .refresh_interval
-                    .as_deref()
-                    .and_then(units::duration)
-                    .unwrap_or(Duration::from_secs(60));
+                let interval = match raw.refresh_interval.as_deref() {
+                    None => Duration::from_secs(60),
+                    Some(text) => match units::duration(text).filter(|d| *d >= Duration::from_secs(1)) {
+                        Some(d) => d,
+                        None => {
+                            diags.push(
+                                Diagnostic::error("invalid-duration", format!("`{text}` is not a usable refresh interval"))
+                                    .at(at("refresh_interval"))
+                                    .help("write at least \"1s\"; the interval is what keeps made-up key ids from turning into fetches"),
+                            );
+                            continue;
+                        }
+                    },
+                };
                 KeySource::Url(RemoteJwks::new(uri, tls, interval))
             }
             _ => {

@@ -13,6 +13,7 @@ pub mod units;
 use crate::diagnostics::Diagnostics;
 use crate::pipeline::Pipeline;
 use crate::policy::{self, PolicySet};
+use crate::route::Environment;
 use crate::upstream::ClientCache;
 use std::path::Path;
 
@@ -46,11 +47,14 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         .and_then(|loaded| gateway::compile(loaded, &set.root, clients, diags));
     let mut access = access::scopes_and_tiers(set, diags);
     let catalogue = catalogue::compile(set, gateway.as_ref(), &access, diags);
-    let issuers: Vec<&str> = gateway
-        .iter()
-        .flat_map(|g| g.external_issuers.iter().map(|e| e.issuer.as_str()))
-        .collect();
-    let credentials = access::partners(set, &catalogue.products, &issuers, &mut access, diags);
+    // Without compiled gateway settings the issuers are unknown: skip that check, not cascade.
+    let issuers: Option<Vec<(&str, Environment)>> = gateway.as_ref().map(|g| {
+        g.external_issuers
+            .iter()
+            .map(|e| (e.issuer.as_str(), e.environment))
+            .collect()
+    });
+    let credentials = access::partners(set, &catalogue.products, issuers.as_deref(), &mut access, diags);
     let gateway = gateway?;
     let needs_issuer = credentials
         .list

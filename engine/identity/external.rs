@@ -119,7 +119,12 @@ impl ExternalIssuer {
         let verified = match self.verify(token, now) {
             Err(JwtError::UnknownKey) => match &self.keys {
                 // A new kid: the issuer may have rotated its keys.
-                KeySource::Url(remote) if remote.refresh().await => self.verify(token, now),
+                KeySource::Url(remote) => {
+                    // Whether this request fetched, or waited while another one did, the
+                    // keys may now hold the kid; a retry costs a lookup, not a fetch.
+                    remote.refresh().await;
+                    self.verify(token, now)
+                }
                 _ => Err(JwtError::UnknownKey),
             },
             other => other,
@@ -144,8 +149,12 @@ impl ExternalIssuer {
             partner: credential.partner,
             scopes: scopes_of(&claims, access),
             bound_to: bound_certificate(&claims)?,
-            expires: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
+            valid_until: claims.get("exp").and_then(Value::as_u64).unwrap_or(0) + LEEWAY,
         };
+        // A credential that names a certificate needs it, whoever issued the token.
+        if credential.thumbprint.is_some() && presented_cert != credential.thumbprint {
+            return Err(Problem::InvalidToken);
+        }
         check_binding_and_time(caller, env, presented_cert, credentials, access, now)
     }
 
@@ -197,7 +206,20 @@ async fn fetch(url: &Uri, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Jwks
         send(TokioIo::new(tcp), request).await?
     };
     let value: Value = serde_json::from_slice(&response).map_err(|e| format!("not JSON: {e}"))?;
-    Jwks::from_json(&value).map_err(|e| e.to_string())
+    // An issuer may publish keys tollgate cannot use (encryption keys, other curves) beside
+    // its signing keys; skip those rather than lose the whole set.
+    let items = value.get("keys").and_then(Value::as_array).ok_or("no `keys` array")?;
+    let mut keys = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match super::jwk::VerifyingKey::from_jwk(item) {
+            Ok(key) => keys.push(key),
+            Err(error) => tracing::warn!(url = %url, index = i, %error, "skipping a key tollgate cannot use"),
+        }
+    }
+    if keys.is_empty() {
+        return Err("the set holds no usable signing key".to_string());
+    }
+    Ok(Jwks { keys })
 }
 
 async fn send<I>(io: I, request: http::Request<Empty<Bytes>>) -> Result<Bytes, String>

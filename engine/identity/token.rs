@@ -79,7 +79,8 @@ pub struct Caller {
     pub scopes: Vec<usize>,
     /// The certificate the token is bound to, if any.
     pub bound_to: Option<[u8; 32]>,
-    pub expires: u64,
+    /// Unix seconds until which the token is accepted: its `exp` plus the issuer's leeway.
+    pub valid_until: u64,
 }
 
 impl Caller {
@@ -227,7 +228,7 @@ impl Issuer {
             partner: credential.partner,
             scopes,
             bound_to,
-            expires: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
+            valid_until: claims.get("exp").and_then(Value::as_u64).unwrap_or(0) + TOKEN_LEEWAY,
         })
     }
 
@@ -588,7 +589,7 @@ pub(crate) fn check_binding_and_time(
     access: &AccessTable,
     now: u64,
 ) -> Result<Caller, Problem> {
-    if caller.expires + TOKEN_LEEWAY <= now {
+    if caller.valid_until <= now {
         return Err(Problem::InvalidToken);
     }
     if let Some(bound) = caller.bound_to {
