@@ -7,7 +7,7 @@
 //! `Pipeline::serve` reads the request's path through the gateway from top to bottom.
 
 use crate::access::AccessTable;
-use crate::body::{Body, BodyFault, BodyVerdict, GuardedBody};
+use crate::body::{read_all, validate, Body, BodyFault, BodyVerdict, GuardedBody};
 use crate::identity::credentials::Credentials;
 use crate::identity::external::ExternalIssuer;
 use crate::identity::jwt::peek_claims;
@@ -255,26 +255,52 @@ impl Pipeline {
 
         // 5-6. consent, limit: arrive with their issues.
 
-        // 7. request body: refuse what is declared too large before reading a byte.
-        let max_body = self.settings.limits.max_body;
-        if declared_length(request.headers()).is_some_and(|len| len > max_body) {
-            return Err(Problem::PayloadTooLarge { limit: max_body });
+        // 7. request body: refuse what is declared too large before reading a byte; answer
+        //    only in JSON; where the route has a request schema, read the body whole and
+        //    validate it, so malformed input never reaches the core.
+        let limits = &self.settings.limits;
+        if declared_length(request.headers()).is_some_and(|len| len > limits.max_body) {
+            return Err(Problem::PayloadTooLarge { limit: limits.max_body });
         }
+        if !validate::accepts_json(request.headers().get(header::ACCEPT)) {
+            return Err(Problem::NotAcceptable);
+        }
+        let (parts, incoming) = request.into_parts();
+        let verdict = BodyVerdict::default();
+        let body = match &route.request_schema {
+            Some(schema) => {
+                if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
+                    return Err(Problem::UnsupportedMediaType);
+                }
+                let bytes = read_all(incoming, limits.max_body, limits.body_read_timeout)
+                    .await
+                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                validate::validate(&bytes, schema)?;
+                crate::body::full(bytes)
+            }
+            // A request with no body needs no guard (and no timer).
+            None if http_body::Body::is_end_stream(&incoming) => crate::body::empty(),
+            None => {
+                GuardedBody::new(incoming, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync()
+            }
+        };
 
-        // 8. upstream, or the sandbox mock.
+        // 8. upstream, or the sandbox mock (which reads the body under the same limits).
         let target = route.targets.get(env).ok_or(Problem::RouteNotFound)?;
         let mut response = match target {
             Target::Mock(mock) => {
-                let limits = &self.settings.limits;
-                crate::body::discard(request.into_body(), limits.max_body, limits.body_read_timeout)
-                    .await
-                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                if body.collect().await.is_err() {
+                    return Err(body_problem(
+                        verdict.fault().unwrap_or(BodyFault::Broken),
+                        limits.max_body,
+                    ));
+                }
                 mock.response()
             }
             Target::Upstream(index) => {
                 outcome.upstream = Some(*index);
                 let upstream = &self.upstreams[*index];
-                self.forward(request, conn, interaction_id, route, upstream, &values)
+                self.forward(parts, body, &verdict, conn, interaction_id, route, upstream, &values)
                     .await?
             }
         };
@@ -289,16 +315,18 @@ impl Pipeline {
     }
 
     /// Sends the request upstream, streaming the body both ways.
+    #[allow(clippy::too_many_arguments)] // the request's parts as the pipeline holds them
     async fn forward(
         &self,
-        request: Request<Incoming>,
+        mut parts: http::request::Parts,
+        body: Body,
+        verdict: &BodyVerdict,
         conn: &ConnInfo,
         interaction_id: &HeaderValue,
         route: &RoutePlan,
         upstream: &Upstream,
         params: &[&str],
     ) -> Result<Response<Body>, Problem> {
-        let (mut parts, body) = request.into_parts();
         let limits = &self.settings.limits;
 
         let mut path = String::with_capacity(upstream.base_path.len() + 64);
@@ -313,13 +341,6 @@ impl Pipeline {
         parts.uri = uri;
         parts.version = Version::HTTP_11;
 
-        let verdict = BodyVerdict::default();
-        // A request with no body needs no guard (and no timer).
-        let body = if http_body::Body::is_end_stream(&body) {
-            crate::body::empty()
-        } else {
-            GuardedBody::new(body, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync()
-        };
         match upstream.send(Request::from_parts(parts, body)).await {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();

@@ -47,6 +47,21 @@ pub enum Problem {
     InsufficientScope { scope: std::sync::Arc<str> },
     /// The partner has not been granted the route's product, or lacks its licence.
     ProductNotGranted,
+    /// The body is not the media type the route accepts.
+    UnsupportedMediaType,
+    /// The Accept header rules out JSON, the only thing these APIs produce.
+    NotAcceptable,
+    /// The body is not JSON.
+    MalformedJson { detail: String },
+    /// The body is JSON but breaks the route's request schema; one entry per violation.
+    ValidationFailed { errors: std::sync::Arc<[Violation]> },
+}
+
+/// One schema violation: where (RFC 6901 JSON pointer into the body) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub pointer: String,
+    pub detail: String,
 }
 
 impl Problem {
@@ -65,6 +80,10 @@ impl Problem {
             Problem::AuthenticationRequired | Problem::InvalidToken => StatusCode::UNAUTHORIZED,
             Problem::InvalidRequest => StatusCode::BAD_REQUEST,
             Problem::InsufficientScope { .. } | Problem::ProductNotGranted => StatusCode::FORBIDDEN,
+            Problem::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Problem::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Problem::MalformedJson { .. } => StatusCode::BAD_REQUEST,
+            Problem::ValidationFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -87,6 +106,10 @@ impl Problem {
             Problem::InvalidRequest => "invalid-request",
             Problem::InsufficientScope { .. } => "insufficient-scope",
             Problem::ProductNotGranted => "product-not-granted",
+            Problem::UnsupportedMediaType => "unsupported-media-type",
+            Problem::NotAcceptable => "not-acceptable",
+            Problem::MalformedJson { .. } => "malformed-json",
+            Problem::ValidationFailed { .. } => "validation-failed",
         }
     }
 
@@ -108,6 +131,10 @@ impl Problem {
             Problem::InvalidRequest => "Invalid request",
             Problem::InsufficientScope { .. } => "Insufficient scope",
             Problem::ProductNotGranted => "Product not granted",
+            Problem::UnsupportedMediaType => "Unsupported media type",
+            Problem::NotAcceptable => "Not acceptable",
+            Problem::MalformedJson { .. } => "Malformed JSON",
+            Problem::ValidationFailed { .. } => "Request body invalid",
         }
     }
 
@@ -140,6 +167,12 @@ impl Problem {
             Problem::InvalidRequest => "Credentials were presented in a way this API does not accept.".into(),
             Problem::InsufficientScope { scope } => format!("This route requires the scope `{scope}`."),
             Problem::ProductNotGranted => "Your organisation has not been granted the API product behind this route.".into(),
+            Problem::UnsupportedMediaType => "This route accepts a JSON body (Content-Type: application/json).".into(),
+            Problem::NotAcceptable => "This API answers with application/json; the Accept header rules it out.".into(),
+            Problem::MalformedJson { detail } => format!("The request body is not valid JSON: {detail}."),
+            Problem::ValidationFailed { errors } => {
+                format!("The request body does not match the route's schema ({} violation(s)); see `errors`.", errors.len())
+            }
         }
     }
 
@@ -172,6 +205,9 @@ impl Problem {
             detail: String,
             instance: String,
             interaction_id: &'a str,
+            /// RFC 9457 extension member: each schema violation with its JSON pointer.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            errors: Option<&'a [Violation]>,
         }
         let status = self.status();
         let doc = Document {
@@ -181,6 +217,10 @@ impl Problem {
             detail: self.detail(),
             instance: format!("urn:uuid:{interaction_id}"),
             interaction_id,
+            errors: match self {
+                Problem::ValidationFailed { errors } => Some(errors),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&doc).unwrap_or_default();
         let mut response = Response::new(full(body));

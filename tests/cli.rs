@@ -321,6 +321,11 @@ async fn serve_drains_in_flight_requests_on_sigterm_and_exits_0() {
 async fn a_second_signal_stops_without_waiting() {
     let upstream = Upstream::start().await;
     let dir = gated_policy(&upstream);
+    // A drain longer than the test, so only the second signal can end it.
+    let gateway = dir
+        .read("policies/gateway.toml")
+        .replace("shutdown_grace = \"5s\"", "shutdown_grace = \"120s\"");
+    dir.write("policies/gateway.toml", &gateway);
     let serving = Serving::start(dir.root(), &["--no-watch", "--root", dir.root().to_str().unwrap()]);
     let client = TestClient::new(serving.addr);
     client.sign_in().await;

@@ -6,6 +6,8 @@
 //! between chunks, and it records which of the two happened so the pipeline can answer
 //! 413 or 408 instead of blaming the upstream.
 
+pub mod validate;
+
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
@@ -139,24 +141,19 @@ where
     }
 }
 
-/// Reads a body to its end under the same limits as a forwarded one, discarding it. The
-/// sandbox mock uses this so that partners meet the production rules there too.
-pub async fn discard<B>(body: B, limit: u64, idle: Duration) -> Result<(), BodyFault>
+/// Reads a whole body under the size limit and idle timeout, for phases that must see all
+/// of it (validation, transformation).
+pub async fn read_all<B>(body: B, limit: u64, idle: Duration) -> Result<Bytes, BodyFault>
 where
     B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    if body.is_end_stream() {
-        return Ok(());
-    }
     let verdict = BodyVerdict::default();
-    let mut guarded = GuardedBody::new(body, limit, idle, verdict.clone());
-    while let Some(frame) = guarded.frame().await {
-        if frame.is_err() {
-            return Err(verdict.fault().unwrap_or(BodyFault::Broken));
-        }
+    let guarded = GuardedBody::new(body, limit, idle, verdict.clone());
+    match guarded.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(verdict.fault().unwrap_or(BodyFault::Broken)),
     }
-    Ok(())
 }
 
 #[cfg(test)]

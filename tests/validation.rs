@@ -1,0 +1,162 @@
+//! Request validation (phase 7): media type, content negotiation and the route's JSON
+//! Schema, through the real gateway, in production and in the sandbox mock.
+
+mod common;
+
+use common::*;
+use http::Method;
+
+const PROD: &str = "api.test";
+const SANDBOX: &str = "sandbox.test";
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+const TRANSFER_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["amount", "currency"],
+  "properties": {
+    "amount": {"type": "string", "pattern": "^[0-9]+\\.[0-9]{2}$"},
+    "currency": {"enum": ["GBP", "EUR"]},
+    "reference": {"type": "string", "maxLength": 18}
+  },
+  "examples": [{"amount": "10.00", "currency": "GBP"}]
+}
+"#;
+
+async fn harness() -> Harness {
+    Harness::start_with(false, |dir, _| {
+        let accounts = ACCOUNTS_TOML.replace(
+            "upstream_path = \"/acct/{account_id}/xfer\"\n",
+            "upstream_path = \"/acct/{account_id}/xfer\"\nrequest_schema = \"schemas/transfer.json\"\n",
+        );
+        dir.write("catalogue/accounts/accounts.toml", &accounts);
+        dir.write("catalogue/accounts/schemas/transfer.json", TRANSFER_SCHEMA);
+    })
+    .await
+}
+
+const PATH: &str = "/v1/accounts/ACC-1/transfers";
+
+#[tokio::test]
+async fn a_valid_body_is_forwarded_byte_for_byte() {
+    let h = harness().await;
+    let body = br#"{"amount": "10.00",  "currency": "GBP", "reference": "rent"}"#;
+    let reply = h.client.request(Method::POST, PROD, PATH, &[JSON], body).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(&h.upstream.requests()[0].body[..], &body[..]);
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_bodies_never_reach_the_core() {
+    let h = harness().await;
+    let client = &h.client;
+
+    let reply = client
+        .request(
+            Method::POST,
+            PROD,
+            PATH,
+            &[("content-type", "text/plain")],
+            b"amount=10",
+        )
+        .await;
+    reply.assert_problem(415, "unsupported-media-type");
+    let reply = client
+        .request(
+            Method::POST,
+            PROD,
+            PATH,
+            &[],
+            br#"{"amount": "10.00", "currency": "GBP"}"#,
+        )
+        .await;
+    reply.assert_problem(415, "unsupported-media-type");
+
+    let reply = client
+        .request(Method::POST, PROD, PATH, &[JSON], br#"{"amount": "10.00", "#)
+        .await;
+    let doc = reply.assert_problem(400, "malformed-json");
+    assert!(doc["detail"].as_str().unwrap().contains("line 1"), "{doc}");
+
+    let body = br#"{"amount": 10, "currency": "USD", "reference": "this reference is far too long", "extra": true}"#;
+    let reply = client.request(Method::POST, PROD, PATH, &[JSON], body).await;
+    let doc = reply.assert_problem(422, "validation-failed");
+    let pointers: Vec<&str> = doc["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    for expected in ["/amount", "/currency", "/reference"] {
+        assert!(pointers.contains(&expected), "{expected} in {pointers:?}");
+    }
+    assert!(
+        pointers.contains(&""),
+        "the undeclared member is reported at the object: {pointers:?}"
+    );
+    assert!(doc["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["detail"].is_string()));
+
+    let reply = client
+        .request(Method::POST, PROD, PATH, &[JSON], br#"{"currency": "GBP"}"#)
+        .await;
+    reply.assert_problem(422, "validation-failed");
+    assert_eq!(h.upstream.count(), 0, "nothing invalid reached the upstream");
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn answers_are_json_so_an_accept_that_rules_it_out_is_406() {
+    let h = harness().await;
+    let reply = h
+        .client
+        .request(Method::GET, PROD, "/v1/accounts", &[("accept", "text/html")], b"")
+        .await;
+    reply.assert_problem(406, "not-acceptable");
+    let reply = h
+        .client
+        .request(
+            Method::GET,
+            PROD,
+            "/v1/accounts",
+            &[("accept", "text/html, application/json;q=0.5")],
+            b"",
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sandbox_validates_like_production() {
+    let h = harness().await;
+    let reply = h
+        .client
+        .request(
+            Method::POST,
+            SANDBOX,
+            PATH,
+            &[JSON],
+            br#"{"amount": "ten", "currency": "GBP"}"#,
+        )
+        .await;
+    let doc = reply.assert_problem(422, "validation-failed");
+    assert_eq!(doc["errors"][0]["pointer"], "/amount");
+    let ok = h
+        .client
+        .request(
+            Method::POST,
+            SANDBOX,
+            PATH,
+            &[JSON],
+            br#"{"amount": "10.00", "currency": "EUR"}"#,
+        )
+        .await;
+    assert_eq!(ok.status, 204);
+    h.gw.shutdown().await;
+}
