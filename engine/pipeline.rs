@@ -7,6 +7,7 @@
 //! `Pipeline::serve` reads the request's path through the gateway from top to bottom.
 
 use crate::access::AccessTable;
+use crate::body::projection::Projection;
 use crate::body::{read_all, validate, Body, BodyFault, BodyVerdict, GuardedBody};
 use crate::identity::credentials::Credentials;
 use crate::identity::external::ExternalIssuer;
@@ -119,7 +120,8 @@ pub struct RoutePlan {
     pub scope: Option<RouteScope>,
     pub billable_event: Option<Arc<str>>,
     pub request_schema: Option<Arc<jsonschema::Validator>>,
-    pub response_schema: Option<Arc<jsonschema::Validator>>,
+    /// The members a 2xx response may carry (default deny), from the response schema.
+    pub response_projection: Option<Arc<Projection>>,
 }
 
 /// The scope a route requires, resolved to its index in the access table.
@@ -305,7 +307,13 @@ impl Pipeline {
             }
         };
 
-        // 9. response: lifecycle headers (body work arrives with data protection).
+        // 9. response: default deny, a 2xx from the core carries only the members its
+        //    schema declares; then lifecycle headers.
+        if let (Target::Upstream(_), Some(plan)) = (target, &route.response_projection) {
+            if response.status().is_success() {
+                response = project(response, plan, route, stores).await?;
+            }
+        }
         for (name, value) in &product.lifecycle_headers {
             response.headers_mut().insert(name.clone(), value.clone());
         }
@@ -404,6 +412,57 @@ impl Pipeline {
             None => Err(Problem::InvalidToken),
         }
     }
+}
+
+/// Largest upstream response body projected; larger ones are refused rather than streamed
+/// unchecked.
+const MAX_PROJECTED_BYTES: usize = 8 * 1024 * 1024;
+
+/// Reduces a JSON response to the members `plan` allows. A response that should be JSON
+/// but is not, is too large, or does not parse is the upstream's fault: 502, not a leak.
+async fn project(
+    response: Response<Body>,
+    plan: &Projection,
+    route: &RoutePlan,
+    stores: &Stores,
+) -> Result<Response<Body>, Problem> {
+    let (mut parts, body) = response.into_parts();
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(Response::from_parts(parts, body));
+    }
+    if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
+        tracing::warn!(route = %route.id, "upstream answered a JSON route with another media type");
+        return Err(Problem::BadUpstreamResponse);
+    }
+    let mut body = body;
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Problem::BadUpstreamResponse)?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_PROJECTED_BYTES {
+                tracing::warn!(route = %route.id, "upstream response too large to project");
+                return Err(Problem::BadUpstreamResponse);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if bytes.is_empty() {
+        return Ok(Response::from_parts(parts, crate::body::empty()));
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+        tracing::warn!(route = %route.id, "upstream answered with malformed JSON");
+        Problem::BadUpstreamResponse
+    })?;
+    let dropped = plan.apply(&mut value);
+    if dropped > 0 {
+        stores
+            .projection_dropped
+            .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(route = %route.id, dropped, "dropped response members the schema does not declare");
+    }
+    let projected = serde_json::to_vec(&value).map_err(|_| Problem::BadUpstreamResponse)?;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, crate::body::full(projected)))
 }
 
 /// A request the gateway answers itself, as an authorization server.

@@ -4,6 +4,7 @@
 //! routes use it, and its examples are validated against it: the sandbox mock answers from
 //! those examples, so an example that breaks its own schema is a compile error.
 
+use crate::body::projection::Projection;
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Location};
 use crate::policy::document::{describe_pointer, Document};
 use crate::policy::PolicySet;
@@ -20,6 +21,8 @@ const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 pub struct BodySchema {
     pub validator: Arc<jsonschema::Validator>,
     pub example: Option<Bytes>,
+    /// What a response may carry: the members the schema declares.
+    pub projection: Arc<Projection>,
 }
 
 /// Compiles schema files on first use and remembers the outcome (success or not).
@@ -192,6 +195,7 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
         return None;
     }
     Some(BodySchema {
+        projection: Arc::new(Projection::from_schema(schema, schema)),
         validator: Arc::new(validator),
         example,
     })

@@ -442,6 +442,6 @@ fn route_plan(
         scope,
         billable_event: raw.billable_event.as_deref().map(Arc::from),
         request_schema: request_schema.map(|s| s.validator.clone()),
-        response_schema: response_schema.map(|s| s.validator.clone()),
+        response_projection: response_schema.map(|s| s.projection.clone()),
     })
 }

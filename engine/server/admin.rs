@@ -86,5 +86,6 @@ fn status(state: &GatewayState) -> serde_json::Value {
         "products": pipeline.products.len(),
         "routes": routes,
         "last_reload": state.last_reload(),
+        "projection_dropped_fields": state.stores.projection_dropped.load(std::sync::atomic::Ordering::Relaxed),
     })
 }

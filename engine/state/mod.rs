@@ -8,6 +8,9 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 pub struct Stores {
     pub assertion_replay: ReplayGuard,
+    /// Response members dropped by projection since start: a core sending undeclared
+    /// fields shows here before anyone reads the logs.
+    pub projection_dropped: std::sync::atomic::AtomicU64,
 }
 
 /// Remembers client-assertion `jti`s until they expire, so each assertion is used once

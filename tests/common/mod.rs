@@ -366,6 +366,33 @@ async fn answer(
     if uri.contains("/gate") {
         let _ = gate.acquire().await.map(|p| p.forget());
     }
+    // Canned answers for data-protection tests: what a core might really send.
+    let canned = if uri.contains("/rich") {
+        Some((
+            "application/json",
+            serde_json::json!({
+                "accounts": [
+                    {"id": "ACC-1", "cics_region": "PRD7", "ledger": {"code": "X9"}},
+                    {"id": "ACC-2", "pan": "4111111111111111"}
+                ],
+                "internal_trace": "core-07:9100"
+            })
+            .to_string(),
+        ))
+    } else if uri.contains("/text") {
+        Some(("text/plain", "OK ACC-1 4111111111111111".to_string()))
+    } else if uri.contains("/badjson") {
+        Some(("application/json", "{\"accounts\": [".to_string()))
+    } else {
+        None
+    };
+    if let Some((content_type, body)) = canned {
+        return http::Response::builder()
+            .status(200)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+    }
     let echo = serde_json::json!({
         "method": parts.method.as_str(),
         "uri": uri,

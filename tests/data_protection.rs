@@ -1,5 +1,5 @@
-//! Request validation (phase 7): media type, content negotiation and the route's JSON
-//! Schema, through the real gateway, in production and in the sandbox mock.
+//! Data protection: request validation (phase 7) and response projection (phase 9), through
+//! the real gateway and a real upstream, in production and in the sandbox mock.
 
 mod common;
 
@@ -159,4 +159,47 @@ async fn the_sandbox_validates_like_production() {
         .await;
     assert_eq!(ok.status, 204);
     h.gw.shutdown().await;
+}
+
+/// The accounts product with its list route pointed at a canned upstream answer.
+async fn projection_harness(upstream_path: &str) -> Harness {
+    let path = upstream_path.to_string();
+    Harness::start_with(false, move |dir, _| {
+        let accounts = ACCOUNTS_TOML.replace("upstream_path = \"/acct\"\n", &format!("upstream_path = \"{path}\"\n"));
+        dir.write("catalogue/accounts/accounts.toml", &accounts);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn responses_carry_only_what_the_schema_declares() {
+    let h = projection_harness("/rich").await;
+    let reply = h.client.get(PROD, "/v1/accounts").await;
+    assert_eq!(reply.status, 200);
+    // account-list.json declares accounts[].id only.
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"accounts": [{"id": "ACC-1"}, {"id": "ACC-2"}]})
+    );
+    let body = String::from_utf8_lossy(&reply.body);
+    for leak in ["PRD7", "X9", "4111", "core-07"] {
+        assert!(!body.contains(leak), "{leak} leaked: {body}");
+    }
+    let status = h.admin.get("localhost", "/admin/status").await.json();
+    assert_eq!(
+        status["projection_dropped_fields"], 4,
+        "cics_region, ledger, pan, internal_trace"
+    );
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_json_route_answered_with_anything_else_is_a_502() {
+    for (path, what) in [("/text", "not JSON"), ("/badjson", "malformed JSON")] {
+        let h = projection_harness(path).await;
+        let reply = h.client.get(PROD, "/v1/accounts").await;
+        reply.assert_problem(502, "bad-upstream-response");
+        assert!(!String::from_utf8_lossy(&reply.body).contains("4111"), "{what}");
+        h.gw.shutdown().await;
+    }
 }
