@@ -12,7 +12,7 @@
 //! `<issuer>/production`), so a sandbox token can never be used against production.
 
 use super::credentials::{ClientAuth, Credential, Credentials};
-use super::jwk::Algorithm;
+use super::jwk::{Algorithm, VerifyingKey};
 use super::jwt::{self, Expect, JwtError, SigningKey};
 use super::secret::verify_secret;
 use crate::access::AccessTable;
@@ -54,6 +54,8 @@ pub struct Issuer {
     pub token_endpoint: String,
     pub key: SigningKey,
     pub token_lifetime: Duration,
+    /// The public half of `key`, built once rather than per verification.
+    verifying_key: VerifyingKey,
     /// `aud` of tokens per environment.
     audiences: [String; 2],
     jwks_document: Bytes,
@@ -105,6 +107,7 @@ impl Issuer {
         });
         Issuer {
             audiences: [format!("{issuer}/sandbox"), format!("{issuer}/production")],
+            verifying_key: key.verifying_key(),
             token_endpoint,
             issuer,
             key,
@@ -193,8 +196,6 @@ impl Issuer {
         access: &AccessTable,
         now: u64,
     ) -> Result<Caller, Problem> {
-        let own_key = self.key.verifying_key();
-        let kid = self.key.kid().to_string();
         let expect = Expect {
             issuer: &self.issuer,
             audience: self.audience(env),
@@ -206,7 +207,7 @@ impl Issuer {
         let verified = jwt::verify(
             token,
             &[self.key.algorithm()],
-            |header| (header.kid.as_deref() == Some(kid.as_str())).then(|| own_key.clone()),
+            |header| (header.kid.as_deref() == Some(self.key.kid())).then(|| self.verifying_key.clone()),
             &expect,
         )
         .map_err(|_| Problem::InvalidToken)?;
