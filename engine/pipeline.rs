@@ -7,7 +7,7 @@
 //! `Pipeline::serve` reads the request's path through the gateway from top to bottom.
 
 use crate::access::AccessTable;
-use crate::body::projection::Projection;
+use crate::body::projection::{Audience, Effect, Projection};
 use crate::body::{read_all, validate, Body, BodyFault, BodyVerdict, GuardedBody};
 use crate::identity::credentials::Credentials;
 use crate::identity::external::ExternalIssuer;
@@ -311,7 +311,10 @@ impl Pipeline {
         //    schema declares; then lifecycle headers.
         if let (Target::Upstream(_), Some(plan)) = (target, &route.response_projection) {
             if response.status().is_success() {
-                response = project(response, plan, route, stores).await?;
+                let audience = Audience {
+                    pci_attested: partner.pci_attested_on(crate::access::today()),
+                };
+                response = project(response, plan, audience, route, stores).await?;
             }
         }
         for (name, value) in &product.lifecycle_headers {
@@ -423,6 +426,7 @@ const MAX_PROJECTED_BYTES: usize = 8 * 1024 * 1024;
 async fn project(
     response: Response<Body>,
     plan: &Projection,
+    audience: Audience,
     route: &RoutePlan,
     stores: &Stores,
 ) -> Result<Response<Body>, Problem> {
@@ -453,12 +457,20 @@ async fn project(
         tracing::warn!(route = %route.id, "upstream answered with malformed JSON");
         Problem::BadUpstreamResponse
     })?;
-    let dropped = plan.apply(&mut value);
-    if dropped > 0 {
+    let effect = plan.apply(&mut value, audience);
+    if effect.undeclared > 0 {
         stores
             .projection_dropped
-            .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
-        tracing::debug!(route = %route.id, dropped, "dropped response members the schema does not declare");
+            .fetch_add(effect.undeclared, std::sync::atomic::Ordering::Relaxed);
+    }
+    if effect != Effect::default() {
+        tracing::debug!(
+            route = %route.id,
+            undeclared = effect.undeclared,
+            sad_removed = effect.sad_removed,
+            pans_masked = effect.pans_masked,
+            "response projected"
+        );
     }
     let projected = serde_json::to_vec(&value).map_err(|_| Problem::BadUpstreamResponse)?;
     parts.headers.remove(header::CONTENT_LENGTH);

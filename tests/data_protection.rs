@@ -203,3 +203,88 @@ async fn a_json_route_answered_with_anything_else_is_a_502() {
         h.gw.shutdown().await;
     }
 }
+
+const CARDISH_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "holder": {"type": "string", "x-data-class": "pii"},
+    "pan": {"type": "string", "x-data-class": "pci-pan"},
+    "cvv": {"type": "string", "x-data-class": "pci-sad"},
+    "history": {"type": "array", "items": {"type": "object", "properties": {
+      "pan": {"type": "string", "x-data-class": "pci-pan"},
+      "track2": {"type": "string", "x-data-class": "pci-sad"}
+    }}}
+  },
+  "examples": [{"holder": "Ada Lovelace", "pan": "411111******1111"}]
+}
+"#;
+
+async fn cardish_harness(attested: bool) -> Harness {
+    Harness::start_with(false, move |dir, _| {
+        let accounts = ACCOUNTS_TOML
+            .replace("upstream_path = \"/acct\"\n", "upstream_path = \"/cardish\"\n")
+            .replace(
+                "response_schema = \"schemas/account-list.json\"\n",
+                "response_schema = \"schemas/cardish.json\"\n",
+            );
+        dir.write("catalogue/accounts/accounts.toml", &accounts);
+        dir.write("catalogue/accounts/schemas/cardish.json", CARDISH_SCHEMA);
+        if attested {
+            let partner =
+                acme_partner(&[]).replace("[contract]", "[attestations]\npci_dss = \"2099-12-31\"\n\n[contract]");
+            dir.write("policies/partners/acme.toml", &partner);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn card_data_is_protected_by_its_data_class() {
+    let h = cardish_harness(false).await;
+    let reply = h.client.get(PROD, "/v1/accounts").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"holder": "Ada Lovelace", "pan": "411111******1111", "history": [{"pan": "535522******1234"}]})
+    );
+    let body = String::from_utf8_lossy(&reply.body);
+    assert!(!body.contains("4111111111111111") && !body.contains("123\""), "{body}");
+    h.gw.shutdown().await;
+
+    // A PCI-attested partner sees the card number, but sensitive authentication data never.
+    let h = cardish_harness(true).await;
+    let reply = h.client.get(PROD, "/v1/accounts").await;
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"holder": "Ada Lovelace", "pan": "4111111111111111", "history": [{"pan": "5355220000001234"}]})
+    );
+    h.gw.shutdown().await;
+}
+
+#[test]
+fn an_unknown_data_class_is_a_compile_error_in_the_schema_file() {
+    let dir = policy_set("http://127.0.0.1:9");
+    let schema = ACCOUNT_LIST_SCHEMA.replace(
+        "\"id\": {\"type\": \"string\"}",
+        "\"id\": {\"type\": \"string\", \"x-data-class\": \"pci-pann\"}",
+    );
+    dir.write("catalogue/accounts/schemas/account-list.json", &schema);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--root", dir.root().to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "unknown-data-class")
+        .expect("reported");
+    assert_eq!(d["location"]["file"], "catalogue/accounts/schemas/account-list.json");
+    assert_eq!(d["location"]["line"], 6);
+    assert_eq!(
+        d["help"].as_str().unwrap().split(';').next().unwrap(),
+        "did you mean \"pci-pan\"?"
+    );
+}

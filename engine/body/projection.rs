@@ -1,10 +1,14 @@
 //! Response projection, default deny: a response body is reduced to the members its route's
-//! response schema declares, so a field the core starts sending tomorrow never leaks.
+//! response schema declares, so a field the core starts sending tomorrow never leaks; and
+//! the data classes the schema marks (`x-data-class`) are enforced on what remains.
 //!
 //! The plan is built once, at policy compile time, from the JSON Schema: object
 //! `properties` (merged across `allOf`/`anyOf`/`oneOf`, with local `$ref`s resolved), array
 //! `items`, and maps (`additionalProperties` with a schema). Members not declared are
-//! dropped; scalars are kept as they are.
+//! dropped; scalars are kept as they are, unless their class says otherwise:
+//! - `pci-sad` (CVV, track data, PIN blocks) is always removed;
+//! - `pci-pan` is masked to the first 6 and last 4 digits for a partner without a current
+//!   PCI DSS attestation.
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -12,9 +16,39 @@ use std::collections::BTreeMap;
 /// Deeper than this, `$ref` chains (recursive schemas) keep values as they are.
 const MAX_DEPTH: usize = 24;
 
-/// What survives of a value.
+/// The data classes a schema may mark a value with (`x-data-class`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FieldClass {
+    Public,
+    Pii,
+    PciPan,
+    PciSad,
+}
+
+impl FieldClass {
+    pub const NAMES: [&'static str; 4] = ["public", "pii", "pci-pan", "pci-sad"];
+
+    pub fn parse(name: &str) -> Option<FieldClass> {
+        match name {
+            "public" => Some(FieldClass::Public),
+            "pii" => Some(FieldClass::Pii),
+            "pci-pan" => Some(FieldClass::PciPan),
+            "pci-sad" => Some(FieldClass::PciSad),
+            _ => None,
+        }
+    }
+}
+
+/// What survives of a value, and how it is treated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Projection {
+pub struct Projection {
+    pub class: Option<FieldClass>,
+    pub shape: Shape,
+}
+
+/// The structure a projection keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
     /// Kept as is: scalars, and what the schema explicitly leaves open.
     Keep,
     /// Only these members, each projected in turn.
@@ -25,42 +59,146 @@ pub enum Projection {
     Array(Box<Projection>),
 }
 
+/// Who the response is for, as far as projection cares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Audience {
+    /// The partner holds a PCI DSS attestation valid today.
+    pub pci_attested: bool,
+}
+
+/// What projection did to one response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effect {
+    /// Members dropped because the schema does not declare them.
+    pub undeclared: u64,
+    /// Sensitive authentication data removed.
+    pub sad_removed: u64,
+    /// Card numbers masked.
+    pub pans_masked: u64,
+}
+
+impl Effect {
+    fn add(&mut self, other: Effect) {
+        self.undeclared += other.undeclared;
+        self.sad_removed += other.sad_removed;
+        self.pans_masked += other.pans_masked;
+    }
+}
+
 impl Projection {
     /// Builds the plan for `schema`, resolving `$ref`s against `root` (the schema file).
     pub fn from_schema(schema: &Value, root: &Value) -> Projection {
         build(schema, root, 0)
     }
 
-    /// Projects `value` in place, returning how many members were dropped.
-    pub fn apply(&self, value: &mut Value) -> u64 {
-        match (self, value) {
-            (Projection::Object(members), Value::Object(object)) => {
-                let before = object.len();
-                object.retain(|key, _| members.contains_key(key));
-                let mut dropped = (before - object.len()) as u64;
-                for (key, child) in object.iter_mut() {
-                    if let Some(plan) = members.get(key) {
-                        dropped += plan.apply(child);
-                    }
-                }
-                dropped
-            }
-            (Projection::Map(plan), Value::Object(object)) => object.values_mut().map(|v| plan.apply(v)).sum(),
-            (Projection::Array(plan), Value::Array(items)) => items.iter_mut().map(|v| plan.apply(v)).sum(),
-            _ => 0,
+    fn keep() -> Projection {
+        Projection {
+            class: None,
+            shape: Shape::Keep,
         }
     }
+
+    /// Projects `value` in place for `audience`.
+    pub fn apply(&self, value: &mut Value, audience: Audience) -> Effect {
+        let mut effect = Effect::default();
+        if self.class == Some(FieldClass::PciSad) {
+            *value = Value::Null;
+            effect.sad_removed += 1;
+            return effect;
+        }
+        match (&self.shape, &mut *value) {
+            (Shape::Object(members), Value::Object(object)) => {
+                let before = object.len();
+                object.retain(|key, _| members.contains_key(key));
+                effect.undeclared += (before - object.len()) as u64;
+                let sad: Vec<String> = object
+                    .keys()
+                    .filter(|k| members.get(*k).is_some_and(|m| m.class == Some(FieldClass::PciSad)))
+                    .cloned()
+                    .collect();
+                for key in sad {
+                    object.remove(&key);
+                    effect.sad_removed += 1;
+                }
+                for (key, child) in object.iter_mut() {
+                    if let Some(plan) = members.get(key) {
+                        effect.add(plan.apply(child, audience));
+                    }
+                }
+            }
+            (Shape::Map(plan), Value::Object(object)) => {
+                for child in object.values_mut() {
+                    effect.add(plan.apply(child, audience));
+                }
+            }
+            (Shape::Array(plan), Value::Array(items)) => {
+                for item in items.iter_mut() {
+                    effect.add(plan.apply(item, audience));
+                }
+            }
+            _ => {}
+        }
+        if self.class == Some(FieldClass::PciPan) && !audience.pci_attested && mask_pan(value) {
+            effect.pans_masked += 1;
+        }
+        effect
+    }
+}
+
+/// Masks a card number to at most its first 6 and last 4 digits (PCI DSS 3.4). Non-digits
+/// (spaces, existing `*`) are kept; a number becomes a masked string. Returns whether
+/// anything changed.
+pub fn mask_pan(value: &mut Value) -> bool {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return false,
+    };
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let mut seen = 0;
+    let masked: String = text
+        .chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen <= 6 || seen > digits.saturating_sub(4) {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect();
+    // Fewer than 11 digits cannot show first 6 and last 4 without showing all: hide all,
+    // unless the value is already masked (e.g. "535522******1234").
+    let masked = if digits < 11 && digits > 0 && !text.contains('*') {
+        text.chars().map(|c| if c.is_ascii_digit() { '*' } else { c }).collect()
+    } else {
+        masked
+    };
+    if masked == text && matches!(value, Value::String(_)) {
+        return false;
+    }
+    *value = Value::String(masked);
+    true
 }
 
 fn build(schema: &Value, root: &Value, depth: usize) -> Projection {
     if depth > MAX_DEPTH {
-        return Projection::Keep;
+        return Projection::keep();
     }
     let Some(object) = schema.as_object() else {
         // `true` / `false` schemas: nothing to narrow.
-        return Projection::Keep;
+        return Projection::keep();
     };
-    let mut plan = own_plan(object, root, depth);
+    let mut plan = Projection {
+        class: object
+            .get("x-data-class")
+            .and_then(Value::as_str)
+            .and_then(FieldClass::parse),
+        shape: own_shape(object, root, depth),
+    };
     if let Some(target) = object
         .get("$ref")
         .and_then(Value::as_str)
@@ -76,8 +214,8 @@ fn build(schema: &Value, root: &Value, depth: usize) -> Projection {
     plan
 }
 
-/// The plan from this schema object's own keywords, before `$ref` and combinators.
-fn own_plan(object: &Map<String, Value>, root: &Value, depth: usize) -> Projection {
+/// The shape from this schema object's own keywords, before `$ref` and combinators.
+fn own_shape(object: &Map<String, Value>, root: &Value, depth: usize) -> Shape {
     let declares_object = object
         .get("type")
         .is_some_and(|t| t == "object" || t.as_array().is_some_and(|a| a.iter().any(|x| x == "object")));
@@ -86,26 +224,28 @@ fn own_plan(object: &Map<String, Value>, root: &Value, depth: usize) -> Projecti
             .iter()
             .map(|(k, v)| (k.clone(), build(v, root, depth + 1)))
             .collect();
-        return Projection::Object(members);
+        return Shape::Object(members);
     }
     match object.get("additionalProperties") {
-        Some(Value::Bool(true)) => return Projection::Keep,
-        Some(additional @ Value::Object(_)) => return Projection::Map(Box::new(build(additional, root, depth + 1))),
+        Some(Value::Bool(true)) => return Shape::Keep,
+        Some(additional @ Value::Object(_)) => return Shape::Map(Box::new(build(additional, root, depth + 1))),
         _ => {}
     }
     if let Some(items) = object.get("items") {
-        return Projection::Array(Box::new(build(items, root, depth + 1)));
+        return Shape::Array(Box::new(build(items, root, depth + 1)));
     }
     if declares_object {
         // An object with nothing declared: default deny keeps none of its members.
-        return Projection::Object(BTreeMap::new());
+        return Shape::Object(BTreeMap::new());
     }
-    Projection::Keep
+    Shape::Keep
 }
 
 fn merge(a: Projection, b: Projection) -> Projection {
-    match (a, b) {
-        (Projection::Object(mut x), Projection::Object(y)) => {
+    // The more sensitive class wins.
+    let class = a.class.max(b.class);
+    let shape = match (a.shape, b.shape) {
+        (Shape::Object(mut x), Shape::Object(y)) => {
             for (key, plan) in y {
                 let merged = match x.remove(&key) {
                     Some(existing) => merge(existing, plan),
@@ -113,15 +253,16 @@ fn merge(a: Projection, b: Projection) -> Projection {
                 };
                 x.insert(key, merged);
             }
-            Projection::Object(x)
+            Shape::Object(x)
         }
-        (Projection::Array(x), Projection::Array(y)) => Projection::Array(Box::new(merge(*x, *y))),
-        (Projection::Map(x), Projection::Map(y)) => Projection::Map(Box::new(merge(*x, *y))),
+        (Shape::Array(x), Shape::Array(y)) => Shape::Array(Box::new(merge(*x, *y))),
+        (Shape::Map(x), Shape::Map(y)) => Shape::Map(Box::new(merge(*x, *y))),
         // A branch that narrows nothing keeps the other's plan.
-        (Projection::Keep, other) | (other, Projection::Keep) => other,
+        (Shape::Keep, other) | (other, Shape::Keep) => other,
         // Conflicting shapes (object in one branch, array in another): keep as is.
-        _ => Projection::Keep,
-    }
+        _ => Shape::Keep,
+    };
+    Projection { class, shape }
 }
 
 /// A local reference (`#/$defs/x`); references to other documents are not followed.
@@ -130,10 +271,39 @@ fn resolve<'a>(reference: &str, root: &'a Value) -> Option<&'a Value> {
     root.pointer(pointer)
 }
 
+/// Every `x-data-class` in a schema document whose value is not a known class, by JSON
+/// pointer to the value: a typo there would silently switch protection off.
+pub fn unknown_classes(schema: &Value) -> Vec<String> {
+    fn walk(value: &Value, pointer: &str, out: &mut Vec<String>) {
+        match value {
+            Value::Object(object) => {
+                for (key, child) in object {
+                    let child_pointer = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                    if key == "x-data-class" && !child.as_str().is_some_and(|s| FieldClass::parse(s).is_some()) {
+                        out.push(child_pointer.clone());
+                    }
+                    walk(child, &child_pointer, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{pointer}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, "", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const NOBODY: Audience = Audience { pci_attested: false };
 
     #[test]
     fn undeclared_members_are_dropped_at_every_depth() {
@@ -154,12 +324,12 @@ mod tests {
             "tags": {"a": "x", "b": "y"},
             "meta": {"cics_region": "PRD7"}
         });
-        let dropped = plan.apply(&mut value);
+        let effect = plan.apply(&mut value, NOBODY);
         assert_eq!(
             value,
             json!({"id": "A1", "balances": [{"amount": "1.00"}, {"amount": "2.00"}], "tags": {"a": "x", "b": "y"}, "meta": {}})
         );
-        assert_eq!(dropped, 3);
+        assert_eq!(effect.undeclared, 3);
     }
 
     #[test]
@@ -175,7 +345,7 @@ mod tests {
         });
         let plan = Projection::from_schema(&schema, &schema);
         let mut value = json!({"a": 1, "b": 2, "c": {"d": 3, "e": 4}, "z": 5});
-        assert_eq!(plan.apply(&mut value), 2);
+        assert_eq!(plan.apply(&mut value, NOBODY).undeclared, 2);
         assert_eq!(value, json!({"a": 1, "b": 2, "c": {"d": 3}}));
     }
 
@@ -184,7 +354,61 @@ mod tests {
         let schema = json!({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}, "v": {}}}}});
         let plan = Projection::from_schema(&schema, &schema);
         let mut value = json!({"v": 1, "x": 0, "child": {"v": 2, "x": 0}});
-        plan.apply(&mut value);
+        plan.apply(&mut value, NOBODY);
         assert_eq!(value, json!({"v": 1, "child": {"v": 2}}));
+    }
+
+    #[test]
+    fn sad_is_always_removed_and_pans_masked_unless_attested() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "pan": {"type": "string", "x-data-class": "pci-pan"},
+                "cvv": {"type": "string", "x-data-class": "pci-sad"},
+                "cards": {"type": "array", "items": {"type": "object", "properties": {
+                    "number": {"type": "string", "x-data-class": "pci-pan"},
+                    "track2": {"type": "string", "x-data-class": "pci-sad"}
+                }}}
+            }
+        });
+        let plan = Projection::from_schema(&schema, &schema);
+        let original = json!({"pan": "4111 1111 1111 1111", "cvv": "123", "cards": [{"number": "5355220000001234", "track2": ";5355=2512"}]});
+
+        let mut value = original.clone();
+        let effect = plan.apply(&mut value, NOBODY);
+        assert_eq!(
+            value,
+            json!({"pan": "4111 11** **** 1111", "cards": [{"number": "535522******1234"}]})
+        );
+        assert_eq!((effect.sad_removed, effect.pans_masked), (2, 2));
+
+        let mut value = original.clone();
+        let effect = plan.apply(&mut value, Audience { pci_attested: true });
+        assert_eq!(
+            value,
+            json!({"pan": "4111 1111 1111 1111", "cards": [{"number": "5355220000001234"}]})
+        );
+        assert_eq!((effect.sad_removed, effect.pans_masked), (2, 0));
+    }
+
+    #[test]
+    fn masking_never_shows_more_than_six_and_four() {
+        let mut already = json!("535522******1234");
+        assert!(!mask_pan(&mut already), "an already masked PAN stays as it is");
+        let mut short = json!("1234567890");
+        assert!(mask_pan(&mut short));
+        assert_eq!(short, json!("**********"));
+        let mut number = json!(4111111111111111u64);
+        assert!(mask_pan(&mut number));
+        assert_eq!(number, json!("411111******1111"));
+    }
+
+    #[test]
+    fn unknown_class_names_are_found() {
+        let schema = json!({"properties": {"a": {"x-data-class": "pci"}, "b": {"x-data-class": "pii"}, "c": {"items": {"x-data-class": 7}}}});
+        assert_eq!(
+            unknown_classes(&schema),
+            vec!["/properties/a/x-data-class", "/properties/c/items/x-data-class"]
+        );
     }
 }

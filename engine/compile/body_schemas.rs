@@ -4,7 +4,7 @@
 //! routes use it, and its examples are validated against it: the sandbox mock answers from
 //! those examples, so an example that breaks its own schema is a compile error.
 
-use crate::body::projection::Projection;
+use crate::body::projection::{unknown_classes, FieldClass, Projection};
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Location};
 use crate::policy::document::{describe_pointer, Document};
 use crate::policy::PolicySet;
@@ -148,6 +148,22 @@ fn compile_schema(doc: &Document, diags: &mut Diagnostics) -> Option<BodySchema>
             )
             .at(doc.value_location(&pointer))
             .help("see https://json-schema.org/draft/2020-12/json-schema-validation"),
+        );
+    }
+    for pointer in unknown_classes(schema) {
+        let found = schema.pointer(&pointer).map(|v| v.to_string()).unwrap_or_default();
+        let given = found.trim_matches('"').to_string();
+        let help = match crate::diagnostics::did_you_mean(&given, FieldClass::NAMES) {
+            Some(s) => format!("did you mean \"{s}\"?"),
+            None => format!("use one of: {}", FieldClass::NAMES.join(", ")),
+        };
+        diags.push(
+            Diagnostic::error(
+                "unknown-data-class",
+                format!("{found} is not a data class tollgate knows"),
+            )
+            .at(doc.value_location(&pointer))
+            .help(format!("{help}; an unknown class would protect nothing")),
         );
     }
     if diags.error_count() > before {

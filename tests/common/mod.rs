@@ -379,6 +379,15 @@ async fn answer(
             })
             .to_string(),
         ))
+    } else if uri.contains("/cardish") {
+        Some((
+            "application/json",
+            serde_json::json!({
+                "holder": "Ada Lovelace", "pan": "4111111111111111", "cvv": "123",
+                "history": [{"pan": "5355220000001234", "track2": ";5355220000001234=2512"}]
+            })
+            .to_string(),
+        ))
     } else if uri.contains("/text") {
         Some(("text/plain", "OK ACC-1 4111111111111111".to_string()))
     } else if uri.contains("/badjson") {
