@@ -279,7 +279,7 @@ pub fn unknown_classes(schema: &Value) -> Vec<String> {
             Value::Object(object) => {
                 for (key, child) in object {
                     let child_pointer = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
-                    if key == "x-data-class" && !child.as_str().is_some_and(|s| FieldClass::parse(s).is_some()) {
+                    if key == "x-data-class" && child.as_str().is_none_or(|s| FieldClass::parse(s).is_none()) {
                         out.push(child_pointer.clone());
                     }
                     walk(child, &child_pointer, out);
