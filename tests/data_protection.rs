@@ -288,3 +288,59 @@ fn an_unknown_data_class_is_a_compile_error_in_the_schema_file() {
         "did you mean \"pci-pan\"?"
     );
 }
+
+#[tokio::test]
+async fn the_exposure_report_matches_what_the_gateway_returns() {
+    let h = cardish_harness(false).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "explain",
+            "exposure",
+            "--partner",
+            "acme",
+            "--format",
+            "json",
+            "--root",
+            h.dir.root().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let route = report["partners"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "accounts.list")
+        .unwrap()
+        .clone();
+    let treatment = |path: &str| {
+        route["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .map(|f| f["treatment"].as_str().unwrap().to_string())
+    };
+    assert_eq!(treatment("$.holder").as_deref(), Some("shown"));
+    assert_eq!(treatment("$.pan").as_deref(), Some("masked (first 6 / last 4)"));
+    assert_eq!(treatment("$.cvv").as_deref(), Some("removed"));
+    assert_eq!(treatment("$.history[*].track2").as_deref(), Some("removed"));
+
+    // What the partner actually receives agrees, field by field.
+    let body = h.client.get(PROD, "/v1/accounts").await.json();
+    assert_eq!(body["holder"], "Ada Lovelace");
+    assert!(body["pan"].as_str().unwrap().contains('*'));
+    assert!(body.get("cvv").is_none());
+    assert!(body["history"][0].get("track2").is_none());
+    assert!(body["history"][0]["pan"].as_str().unwrap().contains('*'));
+    // Routes without a response schema are called out as unprojected.
+    let update = report["partners"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "accounts.update")
+        .unwrap();
+    assert_eq!(update["projected"], false);
+    h.gw.shutdown().await;
+}

@@ -145,6 +145,32 @@ impl Projection {
     }
 }
 
+impl Projection {
+    /// Every field a response can carry after projection, as `$.a.b[*].c` paths with
+    /// their class, for the exposure report.
+    pub fn fields(&self) -> Vec<(String, Option<FieldClass>)> {
+        let mut out = Vec::new();
+        self.walk("$", &mut out);
+        out
+    }
+
+    fn walk(&self, path: &str, out: &mut Vec<(String, Option<FieldClass>)>) {
+        match &self.shape {
+            Shape::Object(members) if !members.is_empty() => {
+                if self.class.is_some() {
+                    out.push((path.to_string(), self.class));
+                }
+                for (name, member) in members {
+                    member.walk(&format!("{path}.{name}"), out);
+                }
+            }
+            Shape::Map(plan) => plan.walk(&format!("{path}.*"), out),
+            Shape::Array(plan) => plan.walk(&format!("{path}[*]"), out),
+            _ => out.push((path.to_string(), self.class)),
+        }
+    }
+}
+
 /// Masks a card number to at most its first 6 and last 4 digits (PCI DSS 3.4). Non-digits
 /// (spaces, existing `*`) are kept; a number becomes a masked string. Returns whether
 /// anything changed.

@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check`, `schema`.
 
 mod check;
+mod explain;
 mod partner;
 mod schema;
 mod serve;
@@ -60,6 +61,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Reports for reviewers, derived from the compiled policy.
+    Explain {
+        #[command(subcommand)]
+        command: ExplainCommand,
+    },
     /// Helpers for onboarding partners: secrets, certificate thumbprints, what a partner may call.
     Partner {
         #[command(subcommand)]
@@ -73,6 +79,26 @@ enum Command {
         /// Print one kind's schema to stdout instead (gateway, product).
         kind: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ExplainCommand {
+    /// For each partner and route: the response fields it receives and what happens to each.
+    Exposure {
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+        /// md (Markdown, for reviewers) or json.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Md,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +132,15 @@ pub fn run() -> ExitCode {
         }
         Command::Check { root, format } => check::run(&root, format),
         Command::Schema { out, kind } => schema::run(out, kind),
+        Command::Explain {
+            command: ExplainCommand::Exposure { partner, root, format },
+        } => {
+            let format = match format {
+                ReportFormat::Md => OutputFormat::Text,
+                ReportFormat::Json => OutputFormat::Json,
+            };
+            explain::exposure(&root, partner.as_deref(), format)
+        }
         Command::Partner { command } => match command {
             PartnerCommand::Secret => partner::secret(),
             PartnerCommand::Thumbprint { certificate } => partner::thumbprint(&certificate),
