@@ -15,7 +15,6 @@
 //!
 //! Run with `cargo bench --bench identity`; see docs/performance.md for figures.
 
-use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -66,13 +65,7 @@ impl KeyType {
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
-        .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    tollgate::identity::jwt::pem_encode(label, der)
 }
 
 /// A JWK (string members only) as a TOML inline table.

@@ -86,7 +86,7 @@ pub fn partners(
     diags: &mut Diagnostics,
 ) -> Credentials {
     let product_index: HashMap<&str, usize> = products.iter().enumerate().map(|(i, p)| (&*p.id, i)).collect();
-    let today = today();
+    let today = crate::access::today();
     let mut credentials = Credentials::default();
     let mut partner_ids: HashMap<&str, &Loaded<RawPartner>> = HashMap::new();
     // client id / thumbprint -> (partner file, pointer) of first use
@@ -550,8 +550,4 @@ fn method_name(method: RawAuthMethod) -> &'static str {
         RawAuthMethod::TlsClientAuth => "tls_client_auth",
         RawAuthMethod::External => "external",
     }
-}
-
-fn today() -> i64 {
-    crate::access::today()
 }

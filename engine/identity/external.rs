@@ -76,28 +76,21 @@ impl RemoteJwks {
         }
     }
 
-    /// Refetches the set unless one was fetched within the refresh interval. Returns
-    /// whether new keys were installed.
-    async fn refresh(&self) -> bool {
+    /// Refetches the set unless one was fetched within the refresh interval. A failed
+    /// fetch keeps the keys held before.
+    async fn refresh(&self) {
         let mut last = self.last_fetch.lock().await;
         if last.is_some_and(|at| at.elapsed() < self.min_interval) {
-            return false;
+            return;
         }
         *last = Some(Instant::now());
         match tokio::time::timeout(FETCH_TIMEOUT, fetch(&self.url, self.tls.clone())).await {
             Ok(Ok(jwks)) => {
                 tracing::info!(url = %self.url, keys = jwks.keys.len(), "fetched the external issuer's keys");
                 self.keys.store(Arc::new(jwks));
-                true
             }
-            Ok(Err(error)) => {
-                tracing::warn!(url = %self.url, %error, "could not fetch the external issuer's keys");
-                false
-            }
-            Err(_) => {
-                tracing::warn!(url = %self.url, "timed out fetching the external issuer's keys");
-                false
-            }
+            Ok(Err(error)) => tracing::warn!(url = %self.url, %error, "could not fetch the external issuer's keys"),
+            Err(_) => tracing::warn!(url = %self.url, "timed out fetching the external issuer's keys"),
         }
     }
 }

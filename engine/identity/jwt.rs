@@ -274,16 +274,18 @@ pub fn verify(
 /// A new Ed25519 signing key as PKCS#8 PEM, for `[oauth] generate_key` and key rotation.
 pub fn generate_ed25519_pem() -> Option<String> {
     let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).ok()?;
-    let body = STANDARD.encode(document.as_ref());
+    Some(pem_encode("PRIVATE KEY", document.as_ref()))
+}
+
+/// DER bytes as a PEM block (RFC 7468: base64 in 64-character lines).
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
     let lines: Vec<&str> = body
         .as_bytes()
         .chunks(64)
         .filter_map(|c| std::str::from_utf8(c).ok())
         .collect();
-    Some(format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        lines.join("\n")
-    ))
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 pub fn peek_claims(token: &str) -> Result<Map<String, Value>, JwtError> {

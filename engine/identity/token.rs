@@ -26,7 +26,7 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -745,9 +745,6 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
-
-/// Shared handle so tests and benches can build an issuer without a policy set.
-pub type SharedIssuer = Arc<Issuer>;
 
 #[cfg(test)]
 mod tests {

@@ -211,14 +211,7 @@ pub fn test_keys() -> &'static TestKeys {
 }
 
 pub fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    tollgate::identity::jwt::pem_encode(label, der)
 }
 
 /// The test partner: AISP-licensed, granted the accounts product and both scopes, with a
