@@ -422,3 +422,36 @@ fn partner_helpers_for_the_platform_team() {
         .status
         .success());
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_policy_set() {
+    let upstream = Upstream::start().await;
+    let dir = policy_set(&upstream.url());
+    // No watcher: only the signal can make the gateway see the edit.
+    let serving = Serving::start(dir.root(), &["--no-watch", "--root", dir.root().to_str().unwrap()]);
+    let client = TestClient::new(serving.addr);
+    client.sign_in().await;
+    client
+        .get("api.test", "/v1/hup")
+        .await
+        .assert_problem(404, "route-not-found");
+
+    dir.write(
+        "catalogue/hup/hup.toml",
+        &one_route_product("hup", "core", "/v1/hup", "/hup", ""),
+    );
+    grant(&dir, "hup");
+    serving.signal("-HUP");
+    wait_for(Duration::from_secs(10), "SIGHUP to apply the edit", || async {
+        client.get("api.test", "/v1/hup").await.status == 200
+    })
+    .await;
+    serving.signal("-TERM");
+    let (code, logs) = serving.wait().await;
+    assert_eq!(code, Some(0), "SIGHUP reloads; it does not stop the gateway");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("policy reloaded") && l.contains("Signal")),
+        "{logs:?}"
+    );
+}
