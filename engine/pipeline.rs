@@ -48,6 +48,8 @@ pub struct Pipeline {
     pub routes: Vec<RoutePlan>,
     pub products: Vec<ProductPlan>,
     pub upstreams: Vec<Upstream>,
+    /// Masking profile names, by the index partners and routes use.
+    pub masking_profiles: Vec<Arc<str>>,
 }
 
 /// Gateway-wide settings from gateway.toml.
@@ -122,6 +124,8 @@ pub struct RoutePlan {
     pub request_schema: Option<Arc<jsonschema::Validator>>,
     /// The members a 2xx response may carry (default deny), from the response schema.
     pub response_projection: Option<Arc<Projection>>,
+    /// The response plan with each masking profile's rules attached, by profile index.
+    pub masked_projections: Vec<Option<Arc<Projection>>>,
 }
 
 /// The scope a route requires, resolved to its index in the access table.
@@ -311,9 +315,21 @@ impl Pipeline {
 
         // 9. response: default deny, a 2xx from the core carries only the members its
         //    schema declares; then lifecycle headers.
-        if let (Target::Upstream(_), Some(plan)) = (target, &route.response_projection) {
+        //    Masking follows the partner's profile (plans compiled per profile).
+        let plan = match partner.masking {
+            Some(profile) => route.masked_projections.get(profile).and_then(Option::as_ref),
+            None => route.response_projection.as_ref(),
+        };
+        if let (Target::Upstream(_), Some(plan)) = (target, plan) {
             if response.status().is_success() {
-                response = project(response, plan, Audience { pci_attested }, route, stores).await?;
+                let audience = Audience {
+                    pci_attested,
+                    partner: &partner.id,
+                    scopes: &caller.scopes,
+                    key: partner.mask_key.as_ref(),
+                    vault: &stores.token_vault,
+                };
+                response = project(response, plan, &audience, route, stores).await?;
             }
         }
         for (name, value) in &product.lifecycle_headers {
@@ -425,7 +441,7 @@ const MAX_PROJECTED_BYTES: usize = 8 * 1024 * 1024;
 async fn project(
     response: Response<Body>,
     plan: &Projection,
-    audience: Audience,
+    audience: &Audience<'_>,
     route: &RoutePlan,
     stores: &Stores,
 ) -> Result<Response<Body>, Problem> {
@@ -457,6 +473,16 @@ async fn project(
         Problem::BadUpstreamResponse
     })?;
     let effect = plan.apply(&mut value, audience);
+    if effect.pans_caught > 0 {
+        stores
+            .pans_caught
+            .fetch_add(effect.pans_caught, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            route = %route.id,
+            count = effect.pans_caught,
+            "card numbers found in fields not classed pci-pan; masked"
+        );
+    }
     if effect.undeclared > 0 {
         stores
             .projection_dropped
@@ -468,6 +494,8 @@ async fn project(
             undeclared = effect.undeclared,
             sad_removed = effect.sad_removed,
             pans_masked = effect.pans_masked,
+            masked = effect.masked,
+            pans_caught = effect.pans_caught,
             "response projected"
         );
     }

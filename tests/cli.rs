@@ -5,9 +5,8 @@ mod common;
 
 use common::*;
 use http::Method;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn tollgate(args: &[&str]) -> std::process::Output {
@@ -206,65 +205,6 @@ fn schema_writes_editor_schemas() {
     assert!(!tollgate(&["schema", "nope"]).status.success());
     let version = tollgate(&["--version"]);
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("tollgate "));
-}
-
-/// `tollgate serve` as a child process, with its JSON logs collected.
-struct Serving {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    logs: std::thread::JoinHandle<Vec<String>>,
-}
-
-impl Serving {
-    /// Starts the binary in `cwd` with `args` after `serve`, and waits for its public address.
-    fn start(cwd: &Path, args: &[&str]) -> Serving {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .current_dir(cwd)
-            .args(["--log-format", "json", "serve"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let logs = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "listening" && v["listener"] == "public" {
-                        let _ = addr_tx.send(v["address"].as_str().unwrap().to_string());
-                    }
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("gateway started")
-            .parse()
-            .unwrap();
-        Serving { child, addr, logs }
-    }
-
-    fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-
-    async fn wait(mut self) -> (Option<i32>, Vec<String>) {
-        let status = tokio::task::spawn_blocking(move || {
-            let status = self.child.wait().unwrap();
-            (status, self.logs.join().unwrap())
-        })
-        .await
-        .unwrap();
-        (status.0.code(), status.1)
-    }
 }
 
 /// A policy set with a route held at the upstream until the test releases it.

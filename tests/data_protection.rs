@@ -230,11 +230,16 @@ async fn cardish_harness(attested: bool) -> Harness {
             );
         dir.write("catalogue/accounts/accounts.toml", &accounts);
         dir.write("catalogue/accounts/schemas/cardish.json", CARDISH_SCHEMA);
+        // The holder's name is personal data: the partner's profile must say what it sees.
+        dir.write(
+            "policies/masking.toml",
+            "[profiles.cards]\n[[profiles.cards.rules]]\npath = \"$.holder\"\naction = \"keep\"\n",
+        );
+        let mut partner = acme_partner(&[]).replace("[contract]", "masking = \"cards\"\n\n[contract]");
         if attested {
-            let partner =
-                acme_partner(&[]).replace("[contract]", "[attestations]\npci_dss = \"2099-12-31\"\n\n[contract]");
-            dir.write("policies/partners/acme.toml", &partner);
+            partner = partner.replace("[contract]", "[attestations]\npci_dss = \"2099-12-31\"\n\n[contract]");
         }
+        dir.write("policies/partners/acme.toml", &partner);
     })
     .await
 }
@@ -322,10 +327,19 @@ async fn the_exposure_report_matches_what_the_gateway_returns() {
             .find(|f| f["path"] == path)
             .map(|f| f["treatment"].as_str().unwrap().to_string())
     };
-    assert_eq!(treatment("$.holder").as_deref(), Some("shown"));
-    assert_eq!(treatment("$.pan").as_deref(), Some("masked (first 6 / last 4)"));
-    assert_eq!(treatment("$.cvv").as_deref(), Some("removed"));
-    assert_eq!(treatment("$.history[*].track2").as_deref(), Some("removed"));
+    assert_eq!(treatment("$.holder").as_deref(), Some("shown (explicitly allowed)"));
+    assert_eq!(
+        treatment("$.pan").as_deref(),
+        Some("masked: first 6, last 4 digits shown")
+    );
+    assert_eq!(
+        treatment("$.cvv").as_deref(),
+        Some("removed (sensitive authentication data)")
+    );
+    assert_eq!(
+        treatment("$.history[*].track2").as_deref(),
+        Some("removed (sensitive authentication data)")
+    );
 
     // What the partner actually receives agrees, field by field.
     let body = h.client.get(PROD, "/v1/accounts").await.json();

@@ -43,6 +43,10 @@ pub struct Partner {
     pub contract_version: String,
     /// Days since the epoch until which the PCI DSS attestation is valid.
     pub pci_valid_until: Option<i64>,
+    /// Index of the masking profile applied to its responses (its own, else its tier's).
+    pub masking: Option<usize>,
+    /// Key for its hashes and card tokens, derived from the gateway's masking key.
+    pub mask_key: Option<crate::body::masking::PartnerKey>,
 }
 
 impl Partner {

@@ -10,6 +10,7 @@
 //! - `pci-pan` is masked to the first 6 and last 4 digits for a partner without a current
 //!   PCI DSS attestation.
 
+use super::masking::{mask_digits, partial, scalar_text, scrub_pans, Action, PartnerKey, Rule, TokenVault};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -40,14 +41,16 @@ impl FieldClass {
 }
 
 /// What survives of a value, and how it is treated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Projection {
     pub class: Option<FieldClass>,
     pub shape: Shape,
+    /// The masking rule the partner's profile applies here, if any.
+    pub rule: Option<Rule>,
 }
 
 /// The structure a projection keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
     /// Kept as is: scalars, and what the schema explicitly leaves open.
     Keep,
@@ -59,11 +62,18 @@ pub enum Shape {
     Array(Box<Projection>),
 }
 
-/// Who the response is for, as far as projection cares.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Audience {
+/// Who the response is for, as far as projection and masking care.
+#[derive(Debug, Clone, Copy)]
+pub struct Audience<'a> {
     /// The partner holds a PCI DSS attestation valid today.
     pub pci_attested: bool,
+    /// The partner's id: tokens are issued per partner.
+    pub partner: &'a str,
+    /// Scope indices the caller's token carries (sorted).
+    pub scopes: &'a [usize],
+    /// The partner's masking key, when the policy set has one.
+    pub key: Option<&'a PartnerKey>,
+    pub vault: &'a TokenVault,
 }
 
 /// What projection did to one response.
@@ -73,8 +83,12 @@ pub struct Effect {
     pub undeclared: u64,
     /// Sensitive authentication data removed.
     pub sad_removed: u64,
-    /// Card numbers masked.
+    /// Card numbers masked in fields classed `pci-pan`.
     pub pans_masked: u64,
+    /// Fields a masking rule changed or removed.
+    pub masked: u64,
+    /// Card numbers found and masked in fields not classed as holding one.
+    pub pans_caught: u64,
 }
 
 impl Effect {
@@ -82,6 +96,8 @@ impl Effect {
         self.undeclared += other.undeclared;
         self.sad_removed += other.sad_removed;
         self.pans_masked += other.pans_masked;
+        self.masked += other.masked;
+        self.pans_caught += other.pans_caught;
     }
 }
 
@@ -95,15 +111,38 @@ impl Projection {
         Projection {
             class: None,
             shape: Shape::Keep,
+            rule: None,
         }
     }
 
-    /// Projects `value` in place for `audience`.
-    pub fn apply(&self, value: &mut Value, audience: Audience) -> Effect {
+    /// The rule that applies for `audience`, if any.
+    fn active_rule(&self, audience: &Audience) -> Option<&Rule> {
+        self.rule.as_ref().filter(|rule| rule.applies(audience.scopes))
+    }
+
+    /// Whether the value this plan governs is removed for `audience`.
+    fn removes(&self, audience: &Audience) -> bool {
+        self.class == Some(FieldClass::PciSad) || self.active_rule(audience).is_some_and(|r| r.action == Action::Remove)
+    }
+
+    /// Projects and masks `value` in place for `audience`.
+    pub fn apply(&self, value: &mut Value, audience: &Audience) -> Effect {
         let mut effect = Effect::default();
-        if self.class == Some(FieldClass::PciSad) {
+        if self.removes(audience) {
+            // Only the root reaches here; members and items are removed by their parent.
             *value = Value::Null;
-            effect.sad_removed += 1;
+            effect.sad_removed += u64::from(self.class == Some(FieldClass::PciSad));
+            effect.masked += u64::from(self.class != Some(FieldClass::PciSad));
+            return effect;
+        }
+        let rule = self.active_rule(audience);
+        if let Some(Rule {
+            action: Action::Redact(fixed),
+            ..
+        }) = rule
+        {
+            *value = fixed.clone();
+            effect.masked += 1;
             return effect;
         }
         match (&self.shape, &mut *value) {
@@ -111,14 +150,17 @@ impl Projection {
                 let before = object.len();
                 object.retain(|key, _| members.contains_key(key));
                 effect.undeclared += (before - object.len()) as u64;
-                let sad: Vec<String> = object
+                let removed: Vec<String> = object
                     .keys()
-                    .filter(|k| members.get(*k).is_some_and(|m| m.class == Some(FieldClass::PciSad)))
+                    .filter(|k| members.get(*k).is_some_and(|m| m.removes(audience)))
                     .cloned()
                     .collect();
-                for key in sad {
+                for key in removed {
                     object.remove(&key);
-                    effect.sad_removed += 1;
+                    match members.get(&key).map(|m| m.class) {
+                        Some(Some(FieldClass::PciSad)) => effect.sad_removed += 1,
+                        _ => effect.masked += 1,
+                    }
                 }
                 for (key, child) in object.iter_mut() {
                     if let Some(plan) = members.get(key) {
@@ -127,46 +169,139 @@ impl Projection {
                 }
             }
             (Shape::Map(plan), Value::Object(object)) => {
+                if plan.removes(audience) {
+                    effect.masked += object.len() as u64;
+                    object.clear();
+                }
                 for child in object.values_mut() {
                     effect.add(plan.apply(child, audience));
                 }
             }
             (Shape::Array(plan), Value::Array(items)) => {
+                if plan.removes(audience) {
+                    effect.masked += items.len() as u64;
+                    items.clear();
+                }
                 for item in items.iter_mut() {
                     effect.add(plan.apply(item, audience));
                 }
             }
+            // Open content nobody classified: the safety net still looks for cards.
+            (Shape::Keep, _)
+                if !audience.pci_attested
+                    && !matches!(self.class, Some(FieldClass::Public | FieldClass::PciPan))
+                    && rule.is_none_or(|r| !r.action.neutralises()) =>
+            {
+                effect.pans_caught += scrub_tree(value);
+            }
             _ => {}
         }
-        if self.class == Some(FieldClass::PciPan) && !audience.pci_attested && mask_pan(value) {
+        let neutralised = match rule {
+            Some(rule) => {
+                if mask_scalar(&rule.action, value, audience) {
+                    effect.masked += 1;
+                }
+                rule.action.neutralises()
+            }
+            None => false,
+        };
+        if self.class == Some(FieldClass::PciPan) && !audience.pci_attested && !neutralised && mask_pan(value) {
             effect.pans_masked += 1;
         }
         effect
     }
 }
 
+/// Applies a scalar action (pan, partial, hash, tokenize) to `value`. Returns whether the
+/// value changed. Structural actions are handled by `apply`.
+fn mask_scalar(action: &Action, value: &mut Value, audience: &Audience) -> bool {
+    let Some(text) = scalar_text(value) else {
+        return false;
+    };
+    let masked = match action {
+        Action::Pan { first, last } => mask_digits(&text, *first, *last),
+        Action::Partial { first, last } => partial(&text, *first, *last),
+        // Without a key (compile refuses that), hiding the value is the safe answer.
+        Action::Hash => match audience.key {
+            Some(key) => key.hash(&text),
+            None => partial(&text, 0, 0),
+        },
+        Action::Tokenize => match audience.key {
+            Some(key) => audience.vault.tokenize(audience.partner, key, &text),
+            None => mask_digits(&text, 0, 0),
+        },
+        Action::Remove | Action::Redact(_) | Action::Keep => return false,
+    };
+    if matches!(value, Value::String(s) if *s == masked) {
+        return false;
+    }
+    *value = Value::String(masked);
+    true
+}
+
+/// Masks card numbers anywhere in `value`; returns how many strings or numbers changed.
+fn scrub_tree(value: &mut Value) -> u64 {
+    match value {
+        Value::String(text) => match scrub_pans(text) {
+            Some(clean) => {
+                *text = clean;
+                1
+            }
+            None => 0,
+        },
+        Value::Number(n) => {
+            let text = n.to_string();
+            match scrub_pans(&text) {
+                Some(clean) => {
+                    *value = Value::String(clean);
+                    1
+                }
+                None => 0,
+            }
+        }
+        Value::Array(items) => items.iter_mut().map(scrub_tree).sum(),
+        Value::Object(object) => object.values_mut().map(scrub_tree).sum(),
+        _ => 0,
+    }
+}
+
+/// A field a response can carry after projection, for the exposure report.
+#[derive(Debug, Clone)]
+pub struct Field<'a> {
+    /// `$.a.b[*].c`, with `.*` for map values.
+    pub path: String,
+    pub class: Option<FieldClass>,
+    /// The masking rule on the field or the nearest value that contains it.
+    pub rule: Option<&'a Rule>,
+}
+
 impl Projection {
-    /// Every field a response can carry after projection, as `$.a.b[*].c` paths with
-    /// their class, for the exposure report.
-    pub fn fields(&self) -> Vec<(String, Option<FieldClass>)> {
+    /// Every field a response can carry after projection, with its class and rule.
+    pub fn fields(&self) -> Vec<Field<'_>> {
         let mut out = Vec::new();
-        self.walk("$", &mut out);
+        self.walk("$", None, &mut out);
         out
     }
 
-    fn walk(&self, path: &str, out: &mut Vec<(String, Option<FieldClass>)>) {
+    fn walk<'a>(&'a self, path: &str, inherited: Option<&'a Rule>, out: &mut Vec<Field<'a>>) {
+        let rule = self.rule.as_ref().or(inherited);
+        let field = |path: &str| Field {
+            path: path.to_string(),
+            class: self.class,
+            rule,
+        };
         match &self.shape {
             Shape::Object(members) if !members.is_empty() => {
-                if self.class.is_some() {
-                    out.push((path.to_string(), self.class));
+                if self.class.is_some() || self.rule.is_some() {
+                    out.push(field(path));
                 }
                 for (name, member) in members {
-                    member.walk(&format!("{path}.{name}"), out);
+                    member.walk(&format!("{path}.{name}"), rule, out);
                 }
             }
-            Shape::Map(plan) => plan.walk(&format!("{path}.*"), out),
-            Shape::Array(plan) => plan.walk(&format!("{path}[*]"), out),
-            _ => out.push((path.to_string(), self.class)),
+            Shape::Map(plan) => plan.walk(&format!("{path}.*"), rule, out),
+            Shape::Array(plan) => plan.walk(&format!("{path}[*]"), rule, out),
+            _ => out.push(field(path)),
         }
     }
 }
@@ -224,6 +359,7 @@ fn build(schema: &Value, root: &Value, depth: usize) -> Projection {
             .and_then(Value::as_str)
             .and_then(FieldClass::parse),
         shape: own_shape(object, root, depth),
+        rule: None,
     };
     if let Some(target) = object
         .get("$ref")
@@ -288,7 +424,11 @@ fn merge(a: Projection, b: Projection) -> Projection {
         // Conflicting shapes (object in one branch, array in another): keep as is.
         _ => Shape::Keep,
     };
-    Projection { class, shape }
+    Projection {
+        class,
+        shape,
+        rule: None,
+    }
 }
 
 /// A local reference (`#/$defs/x`); references to other documents are not followed.
@@ -329,7 +469,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const NOBODY: Audience = Audience { pci_attested: false };
+    static VAULT: std::sync::LazyLock<TokenVault> = std::sync::LazyLock::new(TokenVault::default);
+
+    fn audience(pci_attested: bool) -> Audience<'static> {
+        Audience {
+            pci_attested,
+            partner: "acme",
+            scopes: &[],
+            key: None,
+            vault: &VAULT,
+        }
+    }
 
     #[test]
     fn undeclared_members_are_dropped_at_every_depth() {
@@ -350,7 +500,7 @@ mod tests {
             "tags": {"a": "x", "b": "y"},
             "meta": {"cics_region": "PRD7"}
         });
-        let effect = plan.apply(&mut value, NOBODY);
+        let effect = plan.apply(&mut value, &audience(false));
         assert_eq!(
             value,
             json!({"id": "A1", "balances": [{"amount": "1.00"}, {"amount": "2.00"}], "tags": {"a": "x", "b": "y"}, "meta": {}})
@@ -371,7 +521,7 @@ mod tests {
         });
         let plan = Projection::from_schema(&schema, &schema);
         let mut value = json!({"a": 1, "b": 2, "c": {"d": 3, "e": 4}, "z": 5});
-        assert_eq!(plan.apply(&mut value, NOBODY).undeclared, 2);
+        assert_eq!(plan.apply(&mut value, &audience(false)).undeclared, 2);
         assert_eq!(value, json!({"a": 1, "b": 2, "c": {"d": 3}}));
     }
 
@@ -380,7 +530,7 @@ mod tests {
         let schema = json!({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}, "v": {}}}}});
         let plan = Projection::from_schema(&schema, &schema);
         let mut value = json!({"v": 1, "x": 0, "child": {"v": 2, "x": 0}});
-        plan.apply(&mut value, NOBODY);
+        plan.apply(&mut value, &audience(false));
         assert_eq!(value, json!({"v": 1, "child": {"v": 2}}));
     }
 
@@ -401,7 +551,7 @@ mod tests {
         let original = json!({"pan": "4111 1111 1111 1111", "cvv": "123", "cards": [{"number": "5355220000001234", "track2": ";5355=2512"}]});
 
         let mut value = original.clone();
-        let effect = plan.apply(&mut value, NOBODY);
+        let effect = plan.apply(&mut value, &audience(false));
         assert_eq!(
             value,
             json!({"pan": "4111 11** **** 1111", "cards": [{"number": "535522******1234"}]})
@@ -409,7 +559,7 @@ mod tests {
         assert_eq!((effect.sad_removed, effect.pans_masked), (2, 2));
 
         let mut value = original.clone();
-        let effect = plan.apply(&mut value, Audience { pci_attested: true });
+        let effect = plan.apply(&mut value, &audience(true));
         assert_eq!(
             value,
             json!({"pan": "4111 1111 1111 1111", "cards": [{"number": "5355220000001234"}]})

@@ -3,6 +3,8 @@
 //! same compiled plan the gateway applies to traffic, so the report cannot drift from it.
 
 use super::OutputFormat;
+use crate::access::AccessTable;
+use crate::body::masking::Rule;
 use crate::body::projection::FieldClass;
 use crate::compile;
 use crate::route::Environment;
@@ -43,11 +45,22 @@ pub fn exposure(root: &Path, partner: Option<&str>, format: OutputFormat) -> Exi
             if environments.is_empty() {
                 continue;
             }
-            let fields: Vec<Value> = match &route.response_projection {
+            let plan = match candidate.masking {
+                Some(profile) => route.masked_projections.get(profile).and_then(Option::as_ref),
+                None => route.response_projection.as_ref(),
+            };
+            let fields: Vec<Value> = match plan {
                 Some(plan) => plan
                     .fields()
                     .into_iter()
-                    .map(|(path, class)| json!({"path": path, "class": class_name(class), "treatment": treatment(class, attested)}))
+                    .map(|field| {
+                        json!({
+                            "path": field.path,
+                            "class": class_name(field.class),
+                            "treatment": treatment(field.class, field.rule, attested, &p.access),
+                            "rule": field.rule.map(|r| format!("{}#{}", r.origin.0, r.origin.1)),
+                        })
+                    })
                     .collect(),
                 None => Vec::new(),
             };
@@ -61,7 +74,15 @@ pub fn exposure(root: &Path, partner: Option<&str>, format: OutputFormat) -> Exi
                 "fields": fields,
             }));
         }
-        partners.push(json!({"partner": &*candidate.id, "pci_attested": attested, "routes": routes}));
+        partners.push(json!({
+            "partner": &*candidate.id,
+            "pci_attested": attested,
+            // Without an attestation, `Projection::apply` scans every field not classed
+            // public for card numbers.
+            "card_number_safety_net": !attested,
+            "masking_profile": candidate.masking.and_then(|m| p.masking_profiles.get(m)).map(|n| &**n),
+            "routes": routes,
+        }));
     }
     if partners.is_empty() {
         let known: Vec<&str> = p.access.partners.iter().map(|x| &*x.id).collect();
@@ -90,14 +111,32 @@ fn class_name(class: Option<FieldClass>) -> &'static str {
     }
 }
 
-/// What the gateway does to a field of this class for this partner (see body/projection.rs).
-fn treatment(class: Option<FieldClass>, pci_attested: bool) -> &'static str {
-    match class {
-        Some(FieldClass::PciSad) => "removed",
-        Some(FieldClass::PciPan) if pci_attested => "shown in full (PCI-attested)",
-        Some(FieldClass::PciPan) => "masked (first 6 / last 4)",
-        _ => "shown",
+/// What the gateway does to a field for this partner, in the order `Projection::apply`
+/// decides it (see body/projection.rs).
+fn treatment(class: Option<FieldClass>, rule: Option<&Rule>, pci_attested: bool, access: &AccessTable) -> String {
+    if class == Some(FieldClass::PciSad) {
+        return "removed (sensitive authentication data)".into();
     }
+    let pan_mask = class == Some(FieldClass::PciPan) && !pci_attested;
+    let Some(rule) = rule else {
+        return match class {
+            Some(FieldClass::PciPan) if pci_attested => "shown in full (PCI-attested)".into(),
+            Some(FieldClass::PciPan) => "masked: first 6, last 4 digits shown".into(),
+            _ => "shown".into(),
+        };
+    };
+    let mut text = rule.action.describe();
+    if pan_mask && !rule.action.neutralises() {
+        text.push_str("; then digits beyond the first 6 and last 4 masked (not PCI-attested)");
+    }
+    if let Some(scope) = rule.unless_scope.and_then(|s| access.scopes.get(s)) {
+        let otherwise = match class {
+            Some(FieldClass::PciPan) if !pci_attested => "masked: first 6, last 4 digits shown",
+            _ => "shown",
+        };
+        text = format!("{text}, unless the token holds `{}` ({otherwise} then)", scope.name);
+    }
+    text
 }
 
 fn markdown(doc: &Value) -> String {
@@ -107,14 +146,21 @@ fn markdown(doc: &Value) -> String {
     );
     for partner in doc["partners"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "\n## {} (PCI DSS attestation: {})\n",
+            "\n## {} (masking profile: {}; PCI DSS attestation: {})\n",
             partner["partner"].as_str().unwrap_or(""),
+            partner["masking_profile"].as_str().unwrap_or("none"),
             if partner["pci_attested"] == true {
                 "valid"
             } else {
                 "none or expired"
             }
         ));
+        if partner["card_number_safety_net"] == true {
+            out.push_str(
+                "\nWithout a PCI DSS attestation, any card number (13 to 19 digits passing the Luhn check) \
+                 found in a field not classed `public` is also masked to its first 6 and last 4 digits.\n",
+            );
+        }
         for route in partner["routes"].as_array().into_iter().flatten() {
             out.push_str(&format!(
                 "\n### {} {} (`{}`, {})\n\n",
@@ -130,13 +176,14 @@ fn markdown(doc: &Value) -> String {
                 out.push_str("No response schema: the body passes through as the upstream sends it.\n");
                 continue;
             }
-            out.push_str("| field | class | treatment |\n|---|---|---|\n");
+            out.push_str("| field | class | treatment | rule |\n|---|---|---|---|\n");
             for field in route["fields"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
-                    "| `{}` | {} | {} |\n",
+                    "| `{}` | {} | {} | {} |\n",
                     field["path"].as_str().unwrap_or(""),
                     field["class"].as_str().unwrap_or(""),
-                    field["treatment"].as_str().unwrap_or("")
+                    field["treatment"].as_str().unwrap_or(""),
+                    field["rule"].as_str().unwrap_or("")
                 ));
             }
         }

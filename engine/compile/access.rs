@@ -372,6 +372,8 @@ pub fn partners(
             scopes: granted_scopes,
             contract_version: raw.contract.version.clone(),
             pci_valid_until,
+            masking: None,
+            mask_key: None,
         });
     }
     credentials

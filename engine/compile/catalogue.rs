@@ -443,5 +443,6 @@ fn route_plan(
         billable_event: raw.billable_event.as_deref().map(Arc::from),
         request_schema: request_schema.map(|s| s.validator.clone()),
         response_projection: response_schema.map(|s| s.projection.clone()),
+        masked_projections: Vec::new(),
     })
 }

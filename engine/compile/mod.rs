@@ -8,6 +8,7 @@ pub(crate) mod access;
 mod body_schemas;
 mod catalogue;
 mod gateway;
+mod masking;
 pub mod units;
 
 use crate::diagnostics::Diagnostics;
@@ -46,7 +47,7 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         .as_ref()
         .and_then(|loaded| gateway::compile(loaded, &set.root, clients, diags));
     let mut access = access::scopes_and_tiers(set, diags);
-    let catalogue = catalogue::compile(set, gateway.as_ref(), &access, diags);
+    let mut catalogue = catalogue::compile(set, gateway.as_ref(), &access, diags);
     // Without compiled gateway settings the issuers are unknown: skip that check, not cascade.
     let issuers: Option<Vec<(&str, Environment)>> = gateway.as_ref().map(|g| {
         g.external_issuers
@@ -55,6 +56,9 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
             .collect()
     });
     let credentials = access::partners(set, &catalogue.products, issuers.as_deref(), &mut access, diags);
+    let masking = masking::compile(set, &access, diags);
+    masking::attach(set, &masking, &mut catalogue.routes, diags);
+    masking::assign(set, &masking, &catalogue.routes, &mut access, diags);
     let gateway = gateway?;
     let needs_issuer = credentials
         .list
@@ -83,7 +87,13 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
     }
     Some(Pipeline {
         version: set.version.clone(),
-        material_digest: gateway.material_digest,
+        material_digest: {
+            use sha2::Digest;
+            let mut digest = sha2::Sha256::new();
+            digest.update(gateway.material_digest);
+            digest.update(masking.key_digest);
+            digest.finalize().into()
+        },
         settings: gateway.settings,
         listener_tls: gateway.listener_tls,
         issuer: gateway.issuer,
@@ -95,5 +105,6 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         routes: catalogue.routes,
         products: catalogue.products,
         upstreams: gateway.upstreams,
+        masking_profiles: masking.profiles.iter().map(|p| p.name.clone()).collect(),
     })
 }

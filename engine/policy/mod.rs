@@ -13,7 +13,7 @@ pub mod version;
 
 use crate::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Location, SourceFile};
 use document::Document;
-use raw::{RawGateway, RawPartner, RawProduct, RawScopes, RawTiers};
+use raw::{RawGateway, RawMasking, RawPartner, RawProduct, RawScopes, RawTiers};
 use schemas::FileKind;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,7 +28,13 @@ pub const CATALOGUE_DIR: &str = "catalogue";
 pub const GATEWAY_FILE: &str = "policies/gateway.toml";
 
 /// Files in policies/ that tollgate knows, for "did you mean" on misnamed files.
-const KNOWN_POLICY_FILES: &[&str] = &["gateway.toml", "scopes.toml", "tiers.toml", "partners/<id>.toml"];
+const KNOWN_POLICY_FILES: &[&str] = &[
+    "gateway.toml",
+    "scopes.toml",
+    "tiers.toml",
+    "masking.toml",
+    "partners/<id>.toml",
+];
 
 /// A document together with its raw typed form.
 #[derive(Debug)]
@@ -56,6 +62,7 @@ pub struct PolicySet {
     pub scopes: Option<Loaded<RawScopes>>,
     pub tiers: Option<Loaded<RawTiers>>,
     pub partners: Vec<Loaded<RawPartner>>,
+    pub masking: Option<Loaded<RawMasking>>,
     pub products: Vec<LoadedProduct>,
     /// Every JSON file in the catalogue that parsed, by path relative to the root.
     pub json: BTreeMap<PathBuf, Document>,
@@ -92,6 +99,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         scopes: None,
         tiers: None,
         partners: Vec::new(),
+        masking: None,
         products: Vec::new(),
         json: BTreeMap::new(),
         unparsed: BTreeSet::new(),
@@ -114,6 +122,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
             Place::Scopes => set.scopes = load_toml(source, FileKind::Scopes, &mut diags),
             Place::Tiers => set.tiers = load_toml(source, FileKind::Tiers, &mut diags),
             Place::Partner => set.partners.extend(load_toml(source, FileKind::Partner, &mut diags)),
+            Place::Masking => set.masking = load_toml(source, FileKind::Masking, &mut diags),
             Place::Product { domain, dir } => {
                 if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags) {
                     set.products.push(LoadedProduct {
@@ -168,6 +177,7 @@ enum Place {
     Scopes,
     Tiers,
     Partner,
+    Masking,
     Product { domain: String, dir: PathBuf },
     CatalogueJson,
     UnknownPolicyFile,
@@ -181,6 +191,7 @@ fn classify(path: &Path) -> Place {
         [POLICIES_DIR, "gateway.toml"] => Place::Gateway,
         [POLICIES_DIR, "scopes.toml"] => Place::Scopes,
         [POLICIES_DIR, "tiers.toml"] => Place::Tiers,
+        [POLICIES_DIR, "masking.toml"] => Place::Masking,
         [POLICIES_DIR, "partners", _file] if is_toml => Place::Partner,
         [POLICIES_DIR, ..] => Place::UnknownPolicyFile,
         [CATALOGUE_DIR, domain, _file] if is_toml => Place::Product {

@@ -216,6 +216,7 @@ pub struct RawTier {
     pub description: Option<String>,
     pub environments: Vec<RawEnvironmentName>,
     pub token_lifetime: Option<String>,
+    pub masking: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -243,6 +244,7 @@ pub struct RawPartner {
     pub grants: RawGrants,
     #[serde(default)]
     pub credentials: Vec<RawCredential>,
+    pub masking: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -292,4 +294,53 @@ pub enum RawAuthMethod {
     PrivateKeyJwt,
     TlsClientAuth,
     External,
+}
+
+/// policies/masking.toml
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMasking {
+    pub keys: Option<RawMaskingKeys>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, RawProfile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaskingKeys {
+    pub key_file: String,
+    #[serde(default)]
+    pub generate_key: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    pub description: Option<String>,
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub path: String,
+    pub routes: Option<Vec<String>>,
+    pub action: RawAction,
+    pub keep_first: Option<u32>,
+    pub keep_last: Option<u32>,
+    pub value: Option<serde_json::Value>,
+    pub unless_scope: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawAction {
+    Remove,
+    Pan,
+    Partial,
+    Hash,
+    Tokenize,
+    Redact,
+    Keep,
 }

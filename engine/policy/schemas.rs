@@ -11,15 +11,17 @@ pub enum FileKind {
     Scopes,
     Tiers,
     Partner,
+    Masking,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 5] = [
+    pub const ALL: [FileKind; 6] = [
         FileKind::Gateway,
         FileKind::Product,
         FileKind::Scopes,
         FileKind::Tiers,
         FileKind::Partner,
+        FileKind::Masking,
     ];
 
     /// The name used in messages and for the schema file.
@@ -30,6 +32,7 @@ impl FileKind {
             FileKind::Scopes => "scopes",
             FileKind::Tiers => "tiers",
             FileKind::Partner => "partner",
+            FileKind::Masking => "masking",
         }
     }
 
@@ -41,6 +44,7 @@ impl FileKind {
             FileKind::Scopes => "policies/scopes.toml",
             FileKind::Tiers => "policies/tiers.toml",
             FileKind::Partner => "policies/partners/*.toml",
+            FileKind::Masking => "policies/masking.toml",
         }
     }
 
@@ -52,6 +56,7 @@ impl FileKind {
             FileKind::Scopes => include_str!("schemas/scopes.schema.json"),
             FileKind::Tiers => include_str!("schemas/tiers.schema.json"),
             FileKind::Partner => include_str!("schemas/partner.schema.json"),
+            FileKind::Masking => include_str!("schemas/masking.schema.json"),
         }
     }
 
@@ -61,7 +66,7 @@ impl FileKind {
 
     /// The parsed schema and its compiled validator, built once per process.
     pub fn compiled(self) -> &'static Compiled {
-        static COMPILED: [OnceLock<Compiled>; 5] = [const { OnceLock::new() }; 5];
+        static COMPILED: [OnceLock<Compiled>; FileKind::ALL.len()] = [const { OnceLock::new() }; FileKind::ALL.len()];
         let cell = &COMPILED[self as usize];
         cell.get_or_init(|| Compiled::new(self.schema_text()))
     }

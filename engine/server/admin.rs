@@ -87,5 +87,9 @@ fn status(state: &GatewayState) -> serde_json::Value {
         "routes": routes,
         "last_reload": state.last_reload(),
         "projection_dropped_fields": state.stores.projection_dropped.load(std::sync::atomic::Ordering::Relaxed),
+        "masking": {
+            "tokens_issued": state.stores.token_vault.len(),
+            "card_numbers_caught": state.stores.pans_caught.load(std::sync::atomic::Ordering::Relaxed),
+        },
     })
 }

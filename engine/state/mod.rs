@@ -11,6 +11,11 @@ pub struct Stores {
     /// Response members dropped by projection since start: a core sending undeclared
     /// fields shows here before anyone reads the logs.
     pub projection_dropped: std::sync::atomic::AtomicU64,
+    /// Card numbers found (and masked) in fields not classed as holding one: each is a
+    /// schema that should say `pci-pan`, or a core putting card data where it should not.
+    pub pans_caught: std::sync::atomic::AtomicU64,
+    /// Card tokens issued to partners, kept across reloads so tokens stay reversible.
+    pub token_vault: crate::body::masking::TokenVault,
 }
 
 /// Remembers client-assertion `jti`s until they expire, so each assertion is used once

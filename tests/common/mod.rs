@@ -381,6 +381,12 @@ async fn answer(
             })
             .to_string(),
         ))
+    } else if let Some(scripted) = uri.split_once("/scripted?respond=").map(|(_, q)| q) {
+        // The test chose the answer: the gateway forwarded it in the query string.
+        Some((
+            "application/json",
+            percent_decode(scripted.split('&').next().unwrap_or("")),
+        ))
     } else if uri.contains("/text") {
         Some(("text/plain", "OK ACC-1 4111111111111111".to_string()))
     } else if uri.contains("/badjson") {
@@ -602,16 +608,25 @@ impl TestClient {
 
     /// A production token by private_key_jwt.
     pub async fn production_token(&self) -> String {
+        self.production_token_for(PRODUCTION_CLIENT, None).await
+    }
+
+    /// A production token by private_key_jwt (signed with the test client key) for
+    /// `client_id`, asking for `scope` (all granted scopes when `None`).
+    pub async fn production_token_for(&self, client_id: &str, scope: Option<&str>) -> String {
         let assertion = client_assertion(
-            PRODUCTION_CLIENT,
+            client_id,
             "https://auth.test/oauth2/token",
             &uuid::Uuid::new_v4().to_string(),
             60,
         );
-        let form = format!(
+        let mut form = format!(
             "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
             ASSERTION_TYPE.replace(':', "%3A")
         );
+        if let Some(scope) = scope {
+            form.push_str(&format!("&scope={}", scope.replace(':', "%3A").replace(' ', "+")));
+        }
         let reply = self
             .request(
                 Method::POST,
@@ -715,4 +730,97 @@ pub async fn admin_reload(admin: &TestClient) -> serde_json::Value {
         .request(Method::POST, "localhost", "/admin/reload", &[], b"")
         .await
         .json()
+}
+
+/// `tollgate serve` as a child process, with its JSON logs collected.
+pub struct Serving {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    logs: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Serving {
+    /// Starts the binary in `cwd` with `args` after `serve`, and waits for its public address.
+    pub fn start(cwd: &Path, args: &[&str]) -> Serving {
+        Serving::start_with_env(cwd, args, &[])
+    }
+
+    /// As `start`, with extra environment variables (e.g. RUST_LOG).
+    pub fn start_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Serving {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .current_dir(cwd)
+            .args(["--log-format", "json", "serve"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let logs = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["message"] == "listening" && v["listener"] == "public" {
+                        let _ = addr_tx.send(v["address"].as_str().unwrap().to_string());
+                    }
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("gateway started")
+            .parse()
+            .unwrap();
+        Serving { child, addr, logs }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    pub async fn wait(mut self) -> (Option<i32>, Vec<String>) {
+        let status = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().unwrap();
+            (status, self.logs.join().unwrap())
+        })
+        .await
+        .unwrap();
+        (status.0.code(), status.1)
+    }
+}
+
+/// Percent-encodes every byte but unreserved characters (RFC 3986).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -1,0 +1,409 @@
+//! Masking: what a partner's profile (policies/masking.toml) does to a response field it
+//! may see, and the card-number safety net for partners without a PCI DSS attestation.
+//!
+//! Rules are resolved against the route's response schema at compile time and attached to
+//! the projection plan (`Projection::rule`), so a request evaluates no JSONPath: it walks
+//! the plan once, and each field meets at most one rule.
+
+use ring::hmac;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+/// One compiled rule, attached to the projection node its JSONPath selected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub action: Action,
+    /// Scope index: the rule is skipped when the caller's token holds this scope.
+    pub unless_scope: Option<usize>,
+    /// Where the rule came from, for the exposure report: profile and rule number (from 1).
+    pub origin: (std::sync::Arc<str>, usize),
+}
+
+/// What a rule does to the field it selects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Remove,
+    /// Digits beyond the first `first` and last `last` become `*` (at most 6 and 4).
+    Pan {
+        first: usize,
+        last: usize,
+    },
+    /// Characters beyond the first `first` and last `last` become `*`.
+    Partial {
+        first: usize,
+        last: usize,
+    },
+    /// A keyed digest, stable per partner: joinable across calls, not reversible.
+    Hash,
+    /// A format-preserving card token the gateway can reverse.
+    Tokenize,
+    /// Replaced with this value.
+    Redact(Value),
+    /// Passed unchanged: the profile allows the field explicitly.
+    Keep,
+}
+
+impl Action {
+    /// Whether the action replaces the value with something that carries no card number,
+    /// so the PAN mask and the safety net need not look at it again.
+    pub fn neutralises(&self) -> bool {
+        matches!(
+            self,
+            Action::Remove | Action::Hash | Action::Tokenize | Action::Redact(_)
+        )
+    }
+
+    /// How the exposure report describes the action.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Remove => "removed".into(),
+            Action::Pan { first, last } => format!("masked: first {first}, last {last} digits shown"),
+            Action::Partial { first, last } => format!("partially masked: first {first}, last {last} characters shown"),
+            Action::Hash => "keyed hash (stable per partner, not reversible)".into(),
+            Action::Tokenize => "tokenized (format-preserving, reversible only by the gateway)".into(),
+            Action::Redact(value) => format!("redacted to {value}"),
+            Action::Keep => "shown (explicitly allowed)".into(),
+        }
+    }
+}
+
+impl Rule {
+    /// Whether the rule applies to a caller holding `scopes` (sorted scope indices).
+    pub fn applies(&self, scopes: &[usize]) -> bool {
+        self.unless_scope.is_none_or(|s| scopes.binary_search(&s).is_err())
+    }
+}
+
+/// A partner's masking key, derived from the gateway's key so hashes and tokens differ
+/// between partners: two partners cannot join their data on them.
+#[derive(Clone)]
+pub struct PartnerKey(hmac::Key);
+
+impl fmt::Debug for PartnerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PartnerKey(..)")
+    }
+}
+
+impl PartnerKey {
+    /// Derives the key for `partner` from the gateway's 32-byte masking key.
+    pub fn derive(master: &[u8; 32], partner: &str) -> PartnerKey {
+        let master = hmac::Key::new(hmac::HMAC_SHA256, master);
+        let tag = hmac::sign(&master, format!("tollgate/masking/v1/{partner}").as_bytes());
+        PartnerKey(hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()))
+    }
+
+    fn tag(&self, purpose: &str, text: &str, counter: u32) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(purpose.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(text.as_bytes());
+        ctx.update(&counter.to_be_bytes());
+        ctx.sign()
+    }
+
+    /// The keyed hash of `text`: 128 bits, base64url.
+    pub fn hash(&self, text: &str) -> String {
+        use base64::Engine;
+        let tag = self.tag("hash", text, 0);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref().get(..16).unwrap_or_default())
+    }
+}
+
+/// The text a scalar is masked as; objects, arrays and null have none.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Keeps the first `first` and last `last` characters; the rest become `*`. A value too
+/// short to hide anything that way is hidden whole.
+pub fn partial(text: &str, first: usize, last: usize) -> String {
+    let count = text.chars().count();
+    if first + last >= count {
+        return "*".repeat(count);
+    }
+    text.chars()
+        .enumerate()
+        .map(|(i, c)| if i < first || i >= count - last { c } else { '*' })
+        .collect()
+}
+
+/// Masks the digits of `text` beyond the first `first` and last `last`. Non-digits
+/// (spaces, dashes, an existing `*`) stay. Fewer than `first + last + 1` digits cannot show
+/// that many without showing all: every digit is hidden then, unless the value is already
+/// masked.
+pub fn mask_digits(text: &str, first: usize, last: usize) -> String {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    if digits <= first + last && !text.contains('*') {
+        return text.chars().map(|c| if c.is_ascii_digit() { '*' } else { c }).collect();
+    }
+    let mut seen = 0;
+    text.chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen <= first || seen > digits.saturating_sub(last) {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// The Luhn (mod 10) check over ASCII digits.
+pub fn luhn_valid(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d.wrapping_sub(b'0'));
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    !digits.is_empty() && sum % 10 == 0
+}
+
+/// Length range of a primary account number (ISO/IEC 7812).
+pub const PAN_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
+
+/// Masks every card number in `text`: each run of 13 to 19 digits that passes the Luhn
+/// check, whether written plain or grouped by single spaces or dashes, keeps at most its
+/// first 6 and last 4 digits. Returns `None` when there was nothing to mask, which is the
+/// common case and allocates nothing.
+pub fn scrub_pans(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    // Cheap exit: no run of 13 digits, even allowing separators, means no PAN.
+    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < *PAN_DIGITS.start() {
+        return None;
+    }
+    let mut hide = vec![false; bytes.len()];
+    let mut found = false;
+    for grouped in [false, true] {
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            // The run from i: digits, and (when grouped) single separators between digits.
+            let start = i;
+            let mut positions = Vec::new();
+            while i < bytes.len() {
+                if bytes[i].is_ascii_digit() {
+                    positions.push(i);
+                    i += 1;
+                } else if grouped
+                    && (bytes[i] == b' ' || bytes[i] == b'-')
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    && i > start
+                {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            if PAN_DIGITS.contains(&positions.len()) {
+                let digits: Vec<u8> = positions.iter().map(|&p| bytes[p]).collect();
+                if luhn_valid(&digits) {
+                    found = true;
+                    let n = positions.len();
+                    for &p in positions.get(6..n - 4).unwrap_or_default() {
+                        hide[p] = true;
+                    }
+                }
+            }
+        }
+    }
+    if !found {
+        return None;
+    }
+    Some(
+        text.char_indices()
+            .map(|(i, c)| if hide.get(i).copied().unwrap_or(false) { '*' } else { c })
+            .collect(),
+    )
+}
+
+/// Card tokens issued by this gateway, per partner, and the numbers behind them. Tokens are
+/// derived from the partner's key, so the same card gets the same token after a restart;
+/// the vault remembers the way back, and settles the rare collision.
+#[derive(Debug, Default)]
+pub struct TokenVault {
+    inner: Mutex<Vault>,
+}
+
+#[derive(Debug, Default)]
+struct Vault {
+    /// (partner, card number) -> token.
+    tokens: HashMap<(String, String), String>,
+    /// (partner, token) -> card number.
+    numbers: HashMap<(String, String), String>,
+}
+
+impl TokenVault {
+    /// The token for `text` (a card number, possibly grouped) for `partner`. Digits become
+    /// other digits except the last four; separators stay; a token of card-number length
+    /// always fails the Luhn check, so it can never be mistaken for a card.
+    pub fn tokenize(&self, partner: &str, key: &PartnerKey, text: &str) -> String {
+        let Ok(mut vault) = self.inner.lock() else {
+            // A poisoned vault cannot settle collisions: hide the value instead.
+            return mask_digits(text, 0, 0);
+        };
+        let entry = (partner.to_string(), text.to_string());
+        if let Some(token) = vault.tokens.get(&entry) {
+            return token.clone();
+        }
+        let mut counter = 0;
+        let token = loop {
+            let candidate = derive_token(key, text, counter);
+            match vault.numbers.get(&(partner.to_string(), candidate.clone())) {
+                Some(owner) if owner != text => counter += 1,
+                _ => break candidate,
+            }
+        };
+        vault
+            .numbers
+            .insert((partner.to_string(), token.clone()), text.to_string());
+        vault.tokens.insert(entry, token.clone());
+        token
+    }
+
+    /// The card number behind a token this gateway gave `partner`, if any.
+    pub fn detokenize(&self, partner: &str, token: &str) -> Option<String> {
+        let vault = self.inner.lock().ok()?;
+        vault.numbers.get(&(partner.to_string(), token.to_string())).cloned()
+    }
+
+    /// Number of tokens held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|v| v.numbers.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn derive_token(key: &PartnerKey, text: &str, counter: u32) -> String {
+    let tag = key.tag("token", text, counter);
+    let mut stream = tag.as_ref().iter().cycle();
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    let keep_from = digits.saturating_sub(4);
+    let mut seen = 0;
+    let mut out: Vec<u8> = text
+        .bytes()
+        .map(|b| {
+            if !b.is_ascii_digit() {
+                return b;
+            }
+            seen += 1;
+            if seen > keep_from {
+                b
+            } else {
+                b'0' + stream.next().map_or(0, |r| r % 10)
+            }
+        })
+        .collect();
+    let positions: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_ascii_digit()).collect();
+    let digits: Vec<u8> = positions.iter().map(|&p| out[p]).collect();
+    if PAN_DIGITS.contains(&digits.len()) && luhn_valid(&digits) {
+        // Any change to one digit moves the Luhn sum by a non-zero amount mod 10.
+        if let Some(&first) = positions.first() {
+            out[first] = b'0' + (out[first] - b'0' + 1) % 10;
+        }
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(partner: &str) -> PartnerKey {
+        PartnerKey::derive(&[7; 32], partner)
+    }
+
+    #[test]
+    fn luhn() {
+        assert!(luhn_valid(b"4111111111111111"));
+        assert!(luhn_valid(b"79927398713"));
+        assert!(!luhn_valid(b"4111111111111112"));
+        assert!(!luhn_valid(b""));
+    }
+
+    #[test]
+    fn scrub_finds_plain_and_grouped_numbers_only_when_luhn_valid() {
+        assert_eq!(
+            scrub_pans("card 4111111111111111 ok").as_deref(),
+            Some("card 411111******1111 ok")
+        );
+        assert_eq!(
+            scrub_pans("4111 1111 1111 1111").as_deref(),
+            Some("4111 11** **** 1111")
+        );
+        assert_eq!(
+            scrub_pans("5355-2200-0000-1234").as_deref(),
+            scrub_pans("5355-2200-0000-1234").as_deref()
+        );
+        assert_eq!(scrub_pans("ref 4111111111111112"), None, "not Luhn-valid");
+        assert_eq!(scrub_pans("GB29NWBK60161331926818"), None);
+        assert_eq!(scrub_pans("short 1234"), None);
+        // A PAN beside a short number in a grouped run is still found on its own.
+        assert_eq!(
+            scrub_pans("12 4111111111111111").as_deref(),
+            Some("12 411111******1111")
+        );
+    }
+
+    #[test]
+    fn partial_and_digit_masks() {
+        assert_eq!(partial("Jane Doe", 1, 0), "J*******");
+        assert_eq!(partial("GB29NWBK60161331926819", 0, 4), "******************6819");
+        assert_eq!(partial("ab", 1, 1), "**");
+        assert_eq!(mask_digits("4111 1111 1111 1111", 6, 4), "4111 11** **** 1111");
+        assert_eq!(mask_digits("4111111111111111", 0, 4), "************1111");
+        assert_eq!(mask_digits("12345", 6, 4), "*****");
+    }
+
+    #[test]
+    fn hashes_are_stable_per_partner_and_differ_between_partners() {
+        assert_eq!(key("a").hash("GB29"), key("a").hash("GB29"));
+        assert_ne!(key("a").hash("GB29"), key("b").hash("GB29"));
+        assert_ne!(key("a").hash("GB29"), key("a").hash("GB30"));
+        assert_eq!(key("a").hash("x").len(), 22);
+    }
+
+    #[test]
+    fn tokens_keep_format_and_last_four_fail_luhn_and_reverse() {
+        let vault = TokenVault::default();
+        let k = key("acme");
+        for pan in ["4111111111111111", "5355 2200 0000 1234", "378282246310005"] {
+            let token = vault.tokenize("acme", &k, pan);
+            assert_eq!(token.len(), pan.len());
+            assert_eq!(&token[token.len() - 4..], &pan[pan.len() - 4..]);
+            assert_ne!(token, pan);
+            let digits: Vec<u8> = token.bytes().filter(u8::is_ascii_digit).collect();
+            assert!(!luhn_valid(&digits), "{token} must not pass Luhn");
+            assert_eq!(scrub_pans(&token), None);
+            assert_eq!(vault.tokenize("acme", &k, pan), token, "stable");
+            assert_eq!(vault.detokenize("acme", &token).as_deref(), Some(pan));
+            assert_eq!(vault.detokenize("other", &token), None, "tokens are per partner");
+        }
+        // Derived, not random: a fresh vault (a restart) gives the same token.
+        let again = TokenVault::default().tokenize("acme", &k, "4111111111111111");
+        assert_eq!(again, vault.tokenize("acme", &k, "4111111111111111"));
+    }
+}
