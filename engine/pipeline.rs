@@ -7,6 +7,7 @@
 //! `Pipeline::serve` reads the request's path through the gateway from top to bottom.
 
 use crate::access::AccessTable;
+use crate::body::masking::TokenVault;
 use crate::body::projection::{Audience, Effect, Projection};
 use crate::body::{read_all, validate, Body, BodyFault, BodyVerdict, GuardedBody};
 use crate::identity::credentials::Credentials;
@@ -20,6 +21,7 @@ use crate::state::Stores;
 use crate::upstream::headers::{self, X_FAPI_INTERACTION_ID};
 use crate::upstream::mock::MockResponse;
 use crate::upstream::{Upstream, UpstreamError};
+use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -122,6 +124,9 @@ pub struct RoutePlan {
     pub scope: Option<RouteScope>,
     pub billable_event: Option<Arc<str>>,
     pub request_schema: Option<Arc<jsonschema::Validator>>,
+    /// The request schema's plan, when it has `pci-pan` fields: card tokens this gateway
+    /// issued are turned back into card numbers there before the body goes upstream.
+    pub request_card_fields: Option<Arc<Projection>>,
     /// The members a 2xx response may carry (default deny), from the response schema.
     pub response_projection: Option<Arc<Projection>>,
     /// The response plan with each masking profile's rules attached, by profile index.
@@ -273,7 +278,7 @@ impl Pipeline {
         if !validate::accepts_json(request.headers().get(header::ACCEPT)) {
             return Err(Problem::NotAcceptable);
         }
-        let (parts, incoming) = request.into_parts();
+        let (mut parts, incoming) = request.into_parts();
         let verdict = BodyVerdict::default();
         let body = match &route.request_schema {
             Some(schema) => {
@@ -284,6 +289,19 @@ impl Pipeline {
                     .await
                     .map_err(|fault| body_problem(fault, limits.max_body))?;
                 validate::validate(&bytes, schema)?;
+                let detokenized = route
+                    .request_card_fields
+                    .as_ref()
+                    .and_then(|plan| detokenize(&bytes, plan, &partner.id, &stores.token_vault));
+                let bytes = match detokenized {
+                    Some(rewritten) => {
+                        parts
+                            .headers
+                            .insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+                        rewritten
+                    }
+                    None => bytes,
+                };
                 crate::body::full(bytes)
             }
             // A request with no body needs no guard (and no timer).
@@ -430,6 +448,21 @@ impl Pipeline {
             None => Err(Problem::InvalidToken),
         }
     }
+}
+
+/// Swaps card tokens the partner was given for the card numbers behind them, in the
+/// request's `pci-pan` fields, so the core sees the real card. Anything else is left as
+/// sent: a value that is not one of this partner's tokens is forwarded unchanged.
+/// Returns the rewritten body, or `None` when nothing changed.
+fn detokenize(bytes: &[u8], plan: &Projection, partner: &str, vault: &TokenVault) -> Option<Bytes> {
+    if vault.is_empty() {
+        return None;
+    }
+    let mut value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    if plan.detokenize(&mut value, partner, vault) == 0 {
+        return None;
+    }
+    serde_json::to_vec(&value).ok().map(Bytes::from)
 }
 
 /// Largest upstream response body projected; larger ones are refused rather than streamed

@@ -53,6 +53,34 @@ method = "GET"
 path = "/v1/customers/{customer_id}"
 upstream_path = "/scripted"
 response_schema = "schemas/customer.json"
+
+[[routes]]
+id = "customers.block-card"
+method = "POST"
+path = "/v1/customers/{customer_id}/card-blocks"
+upstream_path = "/blocks"
+request_schema = "schemas/card-block.json"
+response_schema = "schemas/card-block-result.json"
+"#;
+
+const CARD_BLOCK_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "required": ["pan"],
+  "properties": {
+    "pan": {"type": "string", "x-data-class": "pci-pan"},
+    "reason": {"enum": ["lost", "stolen"]}
+  },
+  "examples": [{"pan": "411111******1111", "reason": "lost"}]
+}
+"#;
+
+const CARD_BLOCK_RESULT_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {"method": {"type": "string"}},
+  "examples": [{"method": "POST"}]
+}
 "#;
 
 const MASKING_TOML: &str = r#"[keys]
@@ -112,6 +140,11 @@ action = "keep"
 fn write_policy(dir: &PolicyDir) {
     dir.write("catalogue/customers/customers.toml", CUSTOMERS_TOML);
     dir.write("catalogue/customers/schemas/customer.json", CUSTOMER_SCHEMA);
+    dir.write("catalogue/customers/schemas/card-block.json", CARD_BLOCK_SCHEMA);
+    dir.write(
+        "catalogue/customers/schemas/card-block-result.json",
+        CARD_BLOCK_RESULT_SCHEMA,
+    );
     dir.write("policies/masking.toml", MASKING_TOML);
     grant(dir, "customers");
     let acme = dir
@@ -229,6 +262,45 @@ async fn each_rule_acts_for_each_partner() {
 
     let status = h.admin.get("localhost", "/admin/status").await.json();
     assert!(status["masking"]["tokens_issued"].as_u64().unwrap() >= 2, "{status}");
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_card_token_sent_back_reaches_the_core_as_the_card_number() {
+    let h = harness().await;
+    let client = TestClient::new(h.gw.address().unwrap());
+    let acme = client.production_token_for(PRODUCTION_CLIENT, None).await;
+    let beta = client.production_token_for("beta-production", None).await;
+    let got = fetch(&client, &acme, &core_answer()).await;
+    let token = got["cards"][0]["pan"].as_str().unwrap().to_string();
+
+    let block = |token: String| format!(r#"{{"pan": "{token}", "reason": "lost"}}"#);
+    let sent_upstream = || -> Value {
+        let seen = h.upstream.requests();
+        let last = seen.iter().rev().find(|r| r.uri.contains("/blocks")).unwrap();
+        serde_json::from_slice(&last.body).unwrap()
+    };
+    client.set_token(PROD, &acme);
+    let json = ("content-type", "application/json");
+    let path = "/v1/customers/C1/card-blocks";
+    let reply = client
+        .request(http::Method::POST, PROD, path, &[json], block(token.clone()).as_bytes())
+        .await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        sent_upstream()["pan"],
+        "4111111111111111",
+        "the core gets the card back"
+    );
+    assert_eq!(sent_upstream()["reason"], "lost");
+
+    // Tokens are per partner: acme's token means nothing coming from beta.
+    client.set_token(PROD, &beta);
+    let reply = client
+        .request(http::Method::POST, PROD, path, &[json], block(token.clone()).as_bytes())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(sent_upstream()["pan"], token.as_str());
     h.gw.shutdown().await;
 }
 

@@ -265,6 +265,46 @@ fn scrub_tree(value: &mut Value) -> u64 {
     }
 }
 
+impl Projection {
+    /// Whether any value the plan governs has `class`.
+    pub fn holds(&self, class: FieldClass) -> bool {
+        self.class == Some(class)
+            || match &self.shape {
+                Shape::Object(members) => members.values().any(|m| m.holds(class)),
+                Shape::Map(plan) | Shape::Array(plan) => plan.holds(class),
+                Shape::Keep => false,
+            }
+    }
+
+    /// Replaces card tokens `partner` was given, in `pci-pan` values, with the card
+    /// numbers behind them. Returns how many were replaced.
+    pub fn detokenize(&self, value: &mut Value, partner: &str, vault: &TokenVault) -> u64 {
+        if self.class == Some(FieldClass::PciPan) {
+            if let Value::String(token) = value {
+                if let Some(number) = vault.detokenize(partner, token) {
+                    *token = number;
+                    return 1;
+                }
+            }
+            return 0;
+        }
+        match (&self.shape, value) {
+            (Shape::Object(members), Value::Object(object)) => object
+                .iter_mut()
+                .filter_map(|(key, child)| members.get(key).map(|plan| plan.detokenize(child, partner, vault)))
+                .sum(),
+            (Shape::Map(plan), Value::Object(object)) => object
+                .values_mut()
+                .map(|child| plan.detokenize(child, partner, vault))
+                .sum(),
+            (Shape::Array(plan), Value::Array(items)) => {
+                items.iter_mut().map(|item| plan.detokenize(item, partner, vault)).sum()
+            }
+            _ => 0,
+        }
+    }
+}
+
 /// A field a response can carry after projection, for the exposure report.
 #[derive(Debug, Clone)]
 pub struct Field<'a> {

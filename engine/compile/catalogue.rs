@@ -441,7 +441,10 @@ fn route_plan(
         targets: route_targets,
         scope,
         billable_event: raw.billable_event.as_deref().map(Arc::from),
-        request_schema: request_schema.map(|s| s.validator.clone()),
+        request_schema: request_schema.as_ref().map(|s| s.validator.clone()),
+        request_card_fields: request_schema
+            .filter(|s| s.projection.holds(crate::body::projection::FieldClass::PciPan))
+            .map(|s| s.projection.clone()),
         response_projection: response_schema.map(|s| s.projection.clone()),
         masked_projections: Vec::new(),
     })
