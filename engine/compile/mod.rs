@@ -8,6 +8,7 @@ pub(crate) mod access;
 mod body_schemas;
 mod catalogue;
 mod gateway;
+mod traffic;
 pub mod units;
 
 use crate::diagnostics::Diagnostics;
@@ -55,6 +56,7 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
             .collect()
     });
     let credentials = access::partners(set, &catalogue.products, issuers.as_deref(), &mut access, diags);
+    let traffic = traffic::compile(set, gateway.as_ref(), &catalogue.routes, &access, diags);
     let gateway = gateway?;
     let needs_issuer = credentials
         .list
@@ -95,5 +97,6 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         routes: catalogue.routes,
         products: catalogue.products,
         upstreams: gateway.upstreams,
+        traffic,
     })
 }

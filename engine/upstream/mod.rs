@@ -6,6 +6,7 @@
 
 pub mod headers;
 pub mod mock;
+pub mod protect;
 mod pool;
 
 use crate::body::Body;
