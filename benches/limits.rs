@@ -31,7 +31,10 @@ fn request(partner: &'static str) -> LimitRequest<'static> {
 const PARTNERS: [&str; 8] = ["acme", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
 
 fn local(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let _guard = rt.enter();
     let store = LocalLimits::default();
     let one = request("acme");
@@ -55,7 +58,10 @@ fn local(c: &mut Criterion) {
 }
 
 fn redis(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let settings = StateSettings {
         mode: StateMode::Redis,
         url: Some("redis://127.0.0.1:6379".into()),

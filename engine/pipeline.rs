@@ -352,8 +352,18 @@ impl Pipeline {
                     protection: &protection,
                     replay,
                 };
-                self.forward(parts, body, &verdict, conn, interaction_id, route, upstream, &values, call)
-                    .await?
+                self.forward(
+                    parts,
+                    body,
+                    &verdict,
+                    conn,
+                    interaction_id,
+                    route,
+                    upstream,
+                    &values,
+                    call,
+                )
+                .await?
             }
         };
 
@@ -403,7 +413,15 @@ impl Pipeline {
         // Breaker, concurrency slot and retries (upstream/protect.rs), with state kept
         // per upstream name across reloads.
         let guard = call.stores.upstreams.get(&upstream.name);
-        match protect::send(upstream, &guard, call.protection, Request::from_parts(parts, body), call.replay).await {
+        match protect::send(
+            upstream,
+            &guard,
+            call.protection,
+            Request::from_parts(parts, body),
+            call.replay,
+        )
+        .await
+        {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 headers::from_upstream(&mut parts.headers);
@@ -505,7 +523,8 @@ impl Pipeline {
         let Some(plan) = self.traffic.routes.get(route).and_then(|t| t.idempotency) else {
             return Ok((None, None));
         };
-        let scope = idempotency::key(request.headers(), &plan)?.map(|key| idempotency::scope(&partner_plan.id, &route_plan.id, key));
+        let scope = idempotency::key(request.headers(), &plan)?
+            .map(|key| idempotency::scope(&partner_plan.id, &route_plan.id, key));
         Ok((Some(plan), scope))
     }
 
@@ -525,7 +544,10 @@ impl Pipeline {
             let id = interaction_id.to_str().unwrap_or_default();
             response = limits::idempotency::finish(stores, ticket, response, outcome.problem, id).await;
         }
-        let Some(partner) = outcome.partner.and_then(|p| self.access.partners.get(p).map(|plan| (p, plan))) else {
+        let Some(partner) = outcome
+            .partner
+            .and_then(|p| self.access.partners.get(p).map(|plan| (p, plan)))
+        else {
             return response;
         };
         let now = Now::current();
@@ -542,9 +564,12 @@ impl Pipeline {
             response.headers_mut().insert(rl::RATELIMIT_POLICY, policy);
             response.headers_mut().insert(rl::RATELIMIT, state);
         }
-        stores
-            .sla
-            .record(&partner.1.id, response.status().as_u16(), started.elapsed(), now.unix_secs);
+        stores.sla.record(
+            &partner.1.id,
+            response.status().as_u16(),
+            started.elapsed(),
+            now.unix_secs,
+        );
         response
     }
 }

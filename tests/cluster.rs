@@ -63,7 +63,10 @@ idempotency = { required = true }
 async fn instance(url: &str, prefix: &str, tiers_toml: &str) -> Harness {
     let (url, prefix, tiers_toml) = (url.to_string(), prefix.to_string(), tiers_toml.to_string());
     Harness::start_with(false, move |dir, upstream| {
-        dir.write("policies/gateway.toml", &gateway_toml(&upstream.url(), &state(&url, &prefix)));
+        dir.write(
+            "policies/gateway.toml",
+            &gateway_toml(&upstream.url(), &state(&url, &prefix)),
+        );
         dir.write("policies/tiers.toml", &tiers_toml);
         dir.write("catalogue/payments/payments.toml", PAYMENTS_TOML);
         grant(dir, "payments");
@@ -93,7 +96,11 @@ async fn two_instances_hold_the_combined_limit() {
     assert_eq!(a.upstream.count() + b.upstream.count(), 4);
     // Both see the same quota: 4 used of 1000.
     let reply = b.client.get(PROD, "/v1/accounts").await;
-    assert!(reply.header("ratelimit").unwrap().contains("\"day\";r=996;"), "{:?}", reply.header("ratelimit"));
+    assert!(
+        reply.header("ratelimit").unwrap().contains("\"day\";r=996;"),
+        "{:?}",
+        reply.header("ratelimit")
+    );
     let status = a.admin.get("localhost", "/admin/status").await.json();
     assert_eq!(status["traffic"]["state_store"]["mode"], "redis");
     assert_eq!(status["traffic"]["state_store"]["available"], true);
@@ -129,7 +136,9 @@ async fn idempotency_records_are_shared_across_instances() {
     assert_eq!(replay.body, first.body, "byte-identical, from the other instance");
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!((a.upstream.count(), b.upstream.count()), (1, 0), "the core ran it once");
-    pay(&b, "{\"amount\":\"6.00\"}").await.assert_problem(422, "idempotency-key-reused");
+    pay(&b, "{\"amount\":\"6.00\"}")
+        .await
+        .assert_problem(422, "idempotency-key-reused");
 
     // A server that lost its scripts (restart, SCRIPT FLUSH) is sent them again (EVAL).
     let mut conn = redis().await;
@@ -172,7 +181,10 @@ async fn an_unreachable_redis_fails_closed_or_falls_back_as_each_tier_declares()
     let url = format!("redis://{closed}");
     let (url2, prefix) = (url.clone(), prefix());
     let h = Harness::start_with(false, move |dir, upstream| {
-        dir.write("policies/gateway.toml", &gateway_toml(&upstream.url(), &state(&url2, &prefix)));
+        dir.write(
+            "policies/gateway.toml",
+            &gateway_toml(&upstream.url(), &state(&url2, &prefix)),
+        );
         dir.write(
             "policies/tiers.toml",
             &tiers("rate = \"100/h\"\non_store_unavailable = \"fail-closed\""),

@@ -68,7 +68,13 @@ fn parse_rate(text: &str) -> Option<(u64, u64)> {
 }
 
 /// A rate and burst at `pointer` (the table holding `rate` and `burst`).
-fn rate(rate: Option<&str>, burst: Option<u32>, doc: &Document, pointer: &str, diags: &mut Diagnostics) -> Option<Gcra> {
+fn rate(
+    rate: Option<&str>,
+    burst: Option<u32>,
+    doc: &Document,
+    pointer: &str,
+    diags: &mut Diagnostics,
+) -> Option<Gcra> {
     let Some(text) = rate else {
         if burst.is_some() {
             diags.push(
@@ -97,9 +103,12 @@ fn quota(raw: Option<&RawQuota>, doc: &Document, pointer: &str, diags: &mut Diag
     if let (Some(day), Some(month)) = (raw.day, raw.month) {
         if day > month {
             diags.push(
-                Diagnostic::warning("quota-order", format!("the daily quota ({day}) is larger than the monthly ({month})"))
-                    .at(doc.value_location(&format!("{pointer}/quota/day")))
-                    .help("a day can never use more than the month allows; lower `day` or raise `month`"),
+                Diagnostic::warning(
+                    "quota-order",
+                    format!("the daily quota ({day}) is larger than the monthly ({month})"),
+                )
+                .at(doc.value_location(&format!("{pointer}/quota/day")))
+                .help("a day can never use more than the month allows; lower `day` or raise `month`"),
             );
         }
     }
@@ -115,7 +124,13 @@ fn percent(text: &str) -> Option<f64> {
     (0.0..=100.0).contains(&value).then_some(value / 100.0)
 }
 
-fn positive_duration(text: Option<&str>, default: Duration, doc: &Document, pointer: &str, diags: &mut Diagnostics) -> Duration {
+fn positive_duration(
+    text: Option<&str>,
+    default: Duration,
+    doc: &Document,
+    pointer: &str,
+    diags: &mut Diagnostics,
+) -> Duration {
     let Some(text) = text else { return default };
     match duration(text).filter(|d| !d.is_zero()) {
         Some(d) => d,
@@ -171,14 +186,22 @@ fn compile_state(set: &PolicySet, diags: &mut Diagnostics) -> StateSettings {
     settings
 }
 
-fn compile_protection(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &mut Diagnostics) -> Vec<Arc<Protection>> {
+fn compile_protection(
+    set: &PolicySet,
+    gateway: Option<&GatewayParts>,
+    diags: &mut Diagnostics,
+) -> Vec<Arc<Protection>> {
     let (Some(loaded), Some(gateway)) = (&set.gateway, gateway) else {
         return Vec::new();
     };
     let doc = &loaded.doc;
-    let mut out: Vec<Arc<Protection>> = (0..gateway.upstreams.len()).map(|_| Arc::new(Protection::default())).collect();
+    let mut out: Vec<Arc<Protection>> = (0..gateway.upstreams.len())
+        .map(|_| Arc::new(Protection::default()))
+        .collect();
     for (name, raw) in &loaded.raw.upstreams {
-        let Some(&index) = gateway.upstream_index.get(name) else { continue };
+        let Some(&index) = gateway.upstream_index.get(name) else {
+            continue;
+        };
         let base = format!("/upstreams/{}", escape_pointer(name));
         let concurrency = raw.concurrency.as_ref().map(|c| ConcurrencySettings {
             limit: c.limit,
@@ -197,29 +220,52 @@ fn compile_protection(set: &PolicySet, gateway: Option<&GatewayParts>, diags: &m
                 Some(p) => p,
                 None => {
                     diags.push(
-                        Diagnostic::error("invalid-value", format!("`{text}` is not a percentage above 0% and at most 100%"))
-                            .at(doc.value_location(&pointer))
-                            .help("write e.g. \"50%\""),
+                        Diagnostic::error(
+                            "invalid-value",
+                            format!("`{text}` is not a percentage above 0% and at most 100%"),
+                        )
+                        .at(doc.value_location(&pointer))
+                        .help("write e.g. \"50%\""),
                     );
                     default
                 }
             },
         };
         let breaker = raw.circuit_breaker.as_ref().map(|b| {
-            let window = positive_duration(b.window.as_deref(), Duration::from_secs(30), doc, &format!("{base}/circuit_breaker/window"), diags);
+            let window = positive_duration(
+                b.window.as_deref(),
+                Duration::from_secs(30),
+                doc,
+                &format!("{base}/circuit_breaker/window"),
+                diags,
+            );
             BreakerSettings {
                 consecutive_failures: b.consecutive_failures.unwrap_or(5),
-                error_rate: share(b.error_rate.as_deref(), 0.5, format!("{base}/circuit_breaker/error_rate"), diags),
+                error_rate: share(
+                    b.error_rate.as_deref(),
+                    0.5,
+                    format!("{base}/circuit_breaker/error_rate"),
+                    diags,
+                ),
                 min_calls: b.min_calls.unwrap_or(20),
                 window: window.max(Duration::from_millis(10)),
-                open_for: positive_duration(b.open_for.as_deref(), Duration::from_secs(10), doc, &format!("{base}/circuit_breaker/open_for"), diags),
+                open_for: positive_duration(
+                    b.open_for.as_deref(),
+                    Duration::from_secs(10),
+                    doc,
+                    &format!("{base}/circuit_breaker/open_for"),
+                    diags,
+                ),
                 half_open_probes: b.half_open_probes.unwrap_or(1),
             }
         });
-        let retries = raw.retries.as_ref().map_or(RetrySettings::default(), |r| RetrySettings {
-            attempts: r.attempts.unwrap_or(1),
-            budget: share(r.budget.as_deref(), 0.1, format!("{base}/retries/budget"), diags),
-        });
+        let retries = raw
+            .retries
+            .as_ref()
+            .map_or(RetrySettings::default(), |r| RetrySettings {
+                attempts: r.attempts.unwrap_or(1),
+                budget: share(r.budget.as_deref(), 0.1, format!("{base}/retries/budget"), diags),
+            });
         if let Some(slot) = out.get_mut(index) {
             *slot = Arc::new(Protection {
                 concurrency,
@@ -243,24 +289,38 @@ fn compile_routes(
     for product in &set.products {
         let doc = &product.doc;
         for (i, raw) in product.raw.routes.iter().enumerate() {
-            let Some(&route_index) = index.get(raw.id.as_str()) else { continue };
+            let Some(&route_index) = index.get(raw.id.as_str()) else {
+                continue;
+            };
             let Some(plan) = routes.get(route_index) else { continue };
             let pointer = format!("/routes/{i}");
             let route_rate = rate(raw.rate.as_deref(), raw.burst, doc, &pointer, diags);
             let idempotency = raw.idempotency.as_ref().map(|idem| {
                 if matches!(plan.method, http::Method::GET) {
                     diags.push(
-                        Diagnostic::error("idempotency-on-safe-method", format!("route `{}` is a GET, which is idempotent already", raw.id))
-                            .at(doc.key_location(&format!("{pointer}/idempotency")))
-                            .help("idempotency keys protect unsafe calls (POST, PATCH); remove `idempotency` here"),
+                        Diagnostic::error(
+                            "idempotency-on-safe-method",
+                            format!("route `{}` is a GET, which is idempotent already", raw.id),
+                        )
+                        .at(doc.key_location(&format!("{pointer}/idempotency")))
+                        .help("idempotency keys protect unsafe calls (POST, PATCH); remove `idempotency` here"),
                     );
                 }
-                let keep = positive_duration(idem.keep.as_deref(), DEFAULT_KEEP, doc, &format!("{pointer}/idempotency/keep"), diags);
+                let keep = positive_duration(
+                    idem.keep.as_deref(),
+                    DEFAULT_KEEP,
+                    doc,
+                    &format!("{pointer}/idempotency/keep"),
+                    diags,
+                );
                 if keep > MAX_KEEP || keep < Duration::from_secs(1) {
                     diags.push(
-                        Diagnostic::error("invalid-duration", format!("keys cannot be kept {}", idem.keep.as_deref().unwrap_or_default()))
-                            .at(doc.value_location(&format!("{pointer}/idempotency/keep")))
-                            .help("keep keys between \"1s\" and \"720h\" (30 days); partners retry within hours"),
+                        Diagnostic::error(
+                            "invalid-duration",
+                            format!("keys cannot be kept {}", idem.keep.as_deref().unwrap_or_default()),
+                        )
+                        .at(doc.value_location(&format!("{pointer}/idempotency/keep")))
+                        .help("keep keys between \"1s\" and \"720h\" (30 days); partners retry within hours"),
                     );
                 }
                 IdempotencyPlan {
@@ -285,20 +345,25 @@ fn compile_routes(
 /// (queue wait, every attempt's timeout), with a margin for the body both ways.
 fn lock_for(route: &RoutePlan, gateway: Option<&GatewayParts>, protection: &[Arc<Protection>]) -> Duration {
     let margin = Duration::from_secs(30);
-    let longest = [crate::route::Environment::Sandbox, crate::route::Environment::Production]
-        .iter()
-        .filter_map(|env| match route.targets.get(*env) {
-            Some(Target::Upstream(i)) => {
-                let upstream = gateway.and_then(|g| g.upstreams.get(*i))?;
-                let p = protection.get(*i);
-                let attempts = 1 + p.map_or(0, |p| p.retries.attempts);
-                let queue = p.and_then(|p| p.concurrency).map_or(Duration::ZERO, |c| c.queue_timeout);
-                Some(upstream.timeout * attempts + queue)
-            }
-            _ => None,
-        })
-        .max()
-        .unwrap_or(Duration::ZERO);
+    let longest = [
+        crate::route::Environment::Sandbox,
+        crate::route::Environment::Production,
+    ]
+    .iter()
+    .filter_map(|env| match route.targets.get(*env) {
+        Some(Target::Upstream(i)) => {
+            let upstream = gateway.and_then(|g| g.upstreams.get(*i))?;
+            let p = protection.get(*i);
+            let attempts = 1 + p.map_or(0, |p| p.retries.attempts);
+            let queue = p
+                .and_then(|p| p.concurrency)
+                .map_or(Duration::ZERO, |c| c.queue_timeout);
+            Some(upstream.timeout * attempts + queue)
+        }
+        _ => None,
+    })
+    .max()
+    .unwrap_or(Duration::ZERO);
     longest + margin
 }
 
@@ -321,7 +386,13 @@ fn compile_tiers(set: &PolicySet, diags: &mut Diagnostics) -> HashMap<String, Ti
                 parsed
             });
             let p99_latency = sla.p99_latency.as_deref().map(|text| {
-                positive_duration(Some(text), Duration::from_millis(1), doc, &format!("{pointer}/sla/p99_latency"), diags)
+                positive_duration(
+                    Some(text),
+                    Duration::from_millis(1),
+                    doc,
+                    &format!("{pointer}/sla/p99_latency"),
+                    diags,
+                )
             });
             SlaTarget {
                 availability,
@@ -362,7 +433,12 @@ fn compile_partners(
     let mut reported: Vec<usize> = Vec::new();
     let mut out = Vec::with_capacity(access.partners.len());
     for partner in &access.partners {
-        let tier = access.tiers.get(partner.tier).and_then(|t| tiers.get(&*t.id)).cloned().unwrap_or_default();
+        let tier = access
+            .tiers
+            .get(partner.tier)
+            .and_then(|t| tiers.get(&*t.id))
+            .cloned()
+            .unwrap_or_default();
         let mut limits = PartnerLimits {
             rate: tier.rate,
             quota: tier.quota,

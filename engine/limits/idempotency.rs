@@ -63,11 +63,9 @@ pub fn key<'h>(headers: &'h HeaderMap, plan: &IdempotencyPlan) -> Result<Option<
         }
         let text = value.to_str().map_err(|_| Problem::InvalidIdempotencyKey)?;
         // The IETF draft sends a structured-field string ("..."); Open Banking a bare token.
-        let text = text
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(text);
-        if text.is_empty() || text.len() > MAX_KEY_LEN || !text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"') {
+        let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+        if text.is_empty() || text.len() > MAX_KEY_LEN || !text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"')
+        {
             return Err(Problem::InvalidIdempotencyKey);
         }
         match found {

@@ -35,7 +35,13 @@ pub struct TrafficPlan {
 
 impl TrafficPlan {
     /// The check a call by `partner` on `route` must pass, or None when nothing limits it.
-    pub fn request<'a>(&'a self, partner: usize, partner_id: &'a str, route: usize, route_id: &'a str) -> Option<LimitRequest<'a>> {
+    pub fn request<'a>(
+        &'a self,
+        partner: usize,
+        partner_id: &'a str,
+        route: usize,
+        route_id: &'a str,
+    ) -> Option<LimitRequest<'a>> {
         let limits = self.partners.get(partner)?;
         let traffic = self.routes.get(route);
         let route_rate = limits

@@ -155,7 +155,9 @@ impl SlaBook {
         if status >= 500 {
             current.server_errors += 1;
         }
-        current.latency.record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        current
+            .latency
+            .record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 
     pub fn snapshot(&self) -> Vec<SlaSnapshot> {
@@ -189,7 +191,21 @@ mod tests {
     #[test]
     fn buckets_are_monotonic_and_bound_their_values() {
         let mut last = 0;
-        for us in [0, 1, 15, 16, 17, 31, 32, 100, 1_000, 12_345, 300_000, 5_000_000, u64::MAX] {
+        for us in [
+            0,
+            1,
+            15,
+            16,
+            17,
+            31,
+            32,
+            100,
+            1_000,
+            12_345,
+            300_000,
+            5_000_000,
+            u64::MAX,
+        ] {
             let b = bucket(us);
             assert!(b >= last, "{us}");
             assert!(b < BUCKETS);

@@ -145,7 +145,13 @@ fn sla(state: &GatewayState) -> serde_json::Value {
                 ..MonthStats::default()
             };
             // After a quiet month rollover the last measured month is the previous one.
-            let previous = snapshot.and_then(|s| if s.current.month == current_month { s.previous.as_ref() } else { Some(&s.current) });
+            let previous = snapshot.and_then(|s| {
+                if s.current.month == current_month {
+                    s.previous.as_ref()
+                } else {
+                    Some(&s.current)
+                }
+            });
             json!({
                 "partner": &*partner.id,
                 "tier": pipeline.access.tiers.get(partner.tier).map(|t| &*t.id),

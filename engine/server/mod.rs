@@ -77,7 +77,9 @@ impl Server {
             // Report an unreachable store now rather than on the first partner call.
             match cluster.ping().await {
                 Ok(()) => tracing::info!("the Redis state store answers"),
-                Err(error) => tracing::warn!(%error, "the Redis state store does not answer; tiers' on_store_unavailable applies until it does"),
+                Err(error) => {
+                    tracing::warn!(%error, "the Redis state store does not answer; tiers' on_store_unavailable applies until it does")
+                }
             }
         }
         let pipeline = state.pipeline();

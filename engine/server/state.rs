@@ -99,9 +99,12 @@ impl GatewayState {
         apply_overrides(&mut pipeline, &overrides)?;
         let version = pipeline.version.clone();
         let stores = Stores::new(&pipeline.traffic.state).map_err(|error| {
-            Diagnostics(vec![Diagnostic::error("invalid-url", format!("the state store cannot be set up: {error}"))
-                .at(crate::diagnostics::Location::file(crate::policy::GATEWAY_FILE))
-                .help("check [state] url in policies/gateway.toml")])
+            Diagnostics(vec![Diagnostic::error(
+                "invalid-url",
+                format!("the state store cannot be set up: {error}"),
+            )
+            .at(crate::diagnostics::Location::file(crate::policy::GATEWAY_FILE))
+            .help("check [state] url in policies/gateway.toml")])
         })?;
         let now = SystemTime::now();
         let state = GatewayState {

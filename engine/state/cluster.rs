@@ -130,7 +130,9 @@ impl Lua {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +140,8 @@ impl RedisStore {
     /// Prepares the store; nothing connects until the first call (or `connect`).
     pub fn new(settings: &StateSettings) -> Result<RedisStore, StoreError> {
         let url = settings.url.as_deref().unwrap_or(super::DEFAULT_REDIS_URL);
-        let mut info = redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| StoreError::Redis(e.to_string()))?;
+        let mut info =
+            redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| StoreError::Redis(e.to_string()))?;
         // The password never sits in gateway.toml (which is in git).
         if let Ok(password) = std::env::var(super::REDIS_PASSWORD_ENV) {
             let settings = info.redis_settings().clone().set_password(password);
@@ -192,7 +195,10 @@ impl RedisStore {
     }
 
     /// Runs one Redis call within the timeout; a failure keeps Redis alone for `recheck`.
-    async fn bounded<T>(&self, call: impl std::future::Future<Output = Result<T, RedisError>>) -> Result<T, StoreError> {
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => StoreError::Redis(error.to_string()),
@@ -239,7 +245,8 @@ impl RedisStore {
             self.key("month:", req.partner, &month.to_string()),
         ];
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let micros = |g: Option<crate::limits::Gcra>| g.map_or((0, 0), |g| ((g.interval_ns / 1_000).max(1), u64::from(g.burst)));
+        let micros =
+            |g: Option<crate::limits::Gcra>| g.map_or((0, 0), |g| ((g.interval_ns / 1_000).max(1), u64::from(g.burst)));
         let (p_interval, p_burst) = micros(req.rate);
         let (r_interval, r_burst) = micros(req.route_rate);
         let apply = mode == Mode::Apply;
@@ -272,8 +279,16 @@ impl RedisStore {
         let raw = RawCheck {
             rate: req.rate.map(|_| rate(1)).transpose()?,
             route_rate: req.route_rate.map(|_| rate(5)).transpose()?,
-            day: req.quota.day.map(|_| Ok::<_, StoreError>((n(9)? == 1, n(10)?))).transpose()?,
-            month: req.quota.month.map(|_| Ok::<_, StoreError>((n(11)? == 1, n(12)?))).transpose()?,
+            day: req
+                .quota
+                .day
+                .map(|_| Ok::<_, StoreError>((n(9)? == 1, n(10)?)))
+                .transpose()?,
+            month: req
+                .quota
+                .month
+                .map(|_| Ok::<_, StoreError>((n(11)? == 1, n(12)?)))
+                .transpose()?,
         };
         Ok(Verdict::assemble(req, raw, unix))
     }
@@ -296,7 +311,13 @@ impl RedisStore {
     }
 
     /// Takes the key (`SET NX PX`), or reports what holds it.
-    pub async fn idempotency_begin(&self, scope: &[u8; 32], body_hash: &[u8; 32], owner: u64, lock: Duration) -> Result<Found, StoreError> {
+    pub async fn idempotency_begin(
+        &self,
+        scope: &[u8; 32],
+        body_hash: &[u8; 32],
+        owner: u64,
+        lock: Duration,
+    ) -> Result<Found, StoreError> {
         let key = self.idem_key(scope);
         let value = Self::in_flight_value(owner, body_hash);
         let lock_ms = u64::try_from(lock.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -364,7 +385,9 @@ impl RedisStore {
         if updated == 1 {
             Ok(())
         } else {
-            Err(StoreError::Redis("the in-flight record expired before the answer arrived".into()))
+            Err(StoreError::Redis(
+                "the in-flight record expired before the answer arrived".into(),
+            ))
         }
     }
 

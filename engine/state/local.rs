@@ -88,7 +88,13 @@ impl LocalLimits {
         }
         let mut write = shard.write().unwrap_or_else(|p| p.into_inner());
         let counters = write.entry(Box::from(req.partner)).or_default();
-        decide(counters.get_mut().unwrap_or_else(|p| p.into_inner()), req, now_ns, now.unix_secs, mode)
+        decide(
+            counters.get_mut().unwrap_or_else(|p| p.into_inner()),
+            req,
+            now_ns,
+            now.unix_secs,
+            mode,
+        )
     }
 }
 
@@ -127,8 +133,20 @@ fn decide(c: &mut Counters, req: &LimitRequest<'_>, now_ns: u64, unix_secs: u64,
         c.month = (month_id, month_after);
     } else if !allowed {
         // Report what is really left: a limit that would have passed consumed nothing.
-        rate = rate.map(|o| if o.allowed { req.rate.map_or(o, |g| g.evaluate(c.tat, now_ns, 0)) } else { o });
-        route = route.map(|o| if o.allowed { req.route_rate.map_or(o, |g| g.evaluate(route_tat, now_ns, 0)) } else { o });
+        rate = rate.map(|o| {
+            if o.allowed {
+                req.rate.map_or(o, |g| g.evaluate(c.tat, now_ns, 0))
+            } else {
+                o
+            }
+        });
+        route = route.map(|o| {
+            if o.allowed {
+                req.route_rate.map_or(o, |g| g.evaluate(route_tat, now_ns, 0))
+            } else {
+                o
+            }
+        });
     }
     let raw = RawCheck {
         rate: rate.map(|o| (o.allowed, o.remaining, o.reset_ns, o.retry_ns)),
@@ -227,7 +245,9 @@ impl LocalIdempotency {
     }
 
     pub fn complete(&self, ticket: &Ticket, response: StoredResponse) {
-        let Some(mut shard) = self.shard(&ticket.scope) else { return };
+        let Some(mut shard) = self.shard(&ticket.scope) else {
+            return;
+        };
         if let Some(record @ Record::InFlight { .. }) = shard.records.get_mut(&ticket.scope) {
             if matches!(record, Record::InFlight { owner, .. } if *owner == ticket.owner) {
                 *record = Record::Done {
@@ -240,7 +260,9 @@ impl LocalIdempotency {
     }
 
     pub fn release(&self, ticket: &Ticket) {
-        let Some(mut shard) = self.shard(&ticket.scope) else { return };
+        let Some(mut shard) = self.shard(&ticket.scope) else {
+            return;
+        };
         if matches!(shard.records.get(&ticket.scope), Some(Record::InFlight { owner, .. }) if *owner == ticket.owner) {
             shard.records.remove(&ticket.scope);
         }
@@ -340,12 +362,30 @@ mod tests {
         let later = day2 + 3_600;
         assert!(store.check(&req, at(later), Mode::Apply).denied.is_none());
         let v = store.check(&req, at(later), Mode::Apply);
-        assert!(matches!(v.denied, Some(Denial::Quota { period: Period::Day, .. })), "{v:?}");
+        assert!(
+            matches!(
+                v.denied,
+                Some(Denial::Quota {
+                    period: Period::Day,
+                    ..
+                })
+            ),
+            "{v:?}"
+        );
         // The day after, the month (4 of 7 used) runs out first.
         let day3 = day2 + 86_400;
         assert!(store.check(&req, at(day3), Mode::Apply).denied.is_none());
         let v = store.check(&req, at(day3), Mode::Apply);
-        assert!(matches!(v.denied, Some(Denial::Quota { period: Period::Month, .. })), "{v:?}");
+        assert!(
+            matches!(
+                v.denied,
+                Some(Denial::Quota {
+                    period: Period::Month,
+                    ..
+                })
+            ),
+            "{v:?}"
+        );
         assert_eq!(v.month.unwrap().remaining, 1);
     }
 
@@ -359,7 +399,11 @@ mod tests {
         assert!(store.check(&req, Now::current(), Mode::Apply).denied.is_none());
         let refused = store.check(&req, Now::current(), Mode::Apply);
         assert!(refused.denied.is_some());
-        assert_eq!(refused.rate.unwrap().remaining, 9, "the partner's rate was not consumed");
+        assert_eq!(
+            refused.rate.unwrap().remaining,
+            9,
+            "the partner's rate was not consumed"
+        );
         let other_route = LimitRequest { route: "r.two", ..req };
         assert!(store.check(&other_route, Now::current(), Mode::Apply).denied.is_none());
     }
@@ -391,7 +435,10 @@ mod tests {
         store.complete(&ticket, stored.clone());
         assert!(matches!(store.begin(scope, [1; 32], 3, plan.lock), Found::Completed(s) if s == stored));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(matches!(store.begin(scope, [2; 32], 4, plan.lock), Found::Taken), "expired keys are free");
+        assert!(
+            matches!(store.begin(scope, [2; 32], 4, plan.lock), Found::Taken),
+            "expired keys are free"
+        );
         // A lock left by a dead call expires; a release by another owner does nothing.
         let stranger = Ticket { owner: 99, ..ticket };
         store.release(&stranger);

@@ -5,8 +5,8 @@
 //! idempotency stores, `cluster` the Redis store shared by several instances (chosen by
 //! `[state] mode` in gateway.toml, which cannot change while tollgate runs).
 
-pub mod local;
 pub mod cluster;
+pub mod local;
 
 use crate::limits::sla::SlaBook;
 use crate::limits::{StoreFallback, Verdict};

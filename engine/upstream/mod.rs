@@ -6,8 +6,8 @@
 
 pub mod headers;
 pub mod mock;
-pub mod protect;
 mod pool;
+pub mod protect;
 
 use crate::body::Body;
 use http::uri::{Authority, PathAndQuery, Scheme};

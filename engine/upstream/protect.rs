@@ -254,7 +254,13 @@ impl Breaker {
     }
 
     /// Records a finished call; returns the transition it caused, for the log.
-    fn record(&mut self, settings: &BreakerSettings, admission: Admission, ok: bool, now: Instant) -> Option<&'static str> {
+    fn record(
+        &mut self,
+        settings: &BreakerSettings,
+        admission: Admission,
+        ok: bool,
+        now: Instant,
+    ) -> Option<&'static str> {
         match admission {
             Admission::Probe => {
                 self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
@@ -296,8 +302,11 @@ impl Breaker {
                     .buckets
                     .iter()
                     .filter(|(n, ..)| *n >= oldest && *n <= number)
-                    .fold((0u64, 0u64), |(c, f), (_, calls, fails)| (c + u64::from(*calls), f + u64::from(*fails)));
-                let rate_tripped = calls >= u64::from(settings.min_calls) && failures as f64 >= settings.error_rate * calls as f64;
+                    .fold((0u64, 0u64), |(c, f), (_, calls, fails)| {
+                        (c + u64::from(*calls), f + u64::from(*fails))
+                    });
+                let rate_tripped =
+                    calls >= u64::from(settings.min_calls) && failures as f64 >= settings.error_rate * calls as f64;
                 if self.consecutive >= settings.consecutive_failures || rate_tripped {
                     self.open(settings, now);
                     return Some("opened");
@@ -345,14 +354,16 @@ impl Default for RetryBudget {
 impl RetryBudget {
     fn deposit(&self, budget: f64) {
         let credit = (budget * 1_000.0) as i64;
-        let _ = self
-            .balance
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some((b + credit).min(RESERVE * 10)));
+        let _ = self.balance.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+            Some((b + credit).min(RESERVE * 10))
+        });
     }
 
     fn withdraw(&self) -> bool {
         self.balance
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| (b >= 1_000).then_some(b - 1_000))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                (b >= 1_000).then_some(b - 1_000)
+            })
             .is_ok()
     }
 }
@@ -376,7 +387,10 @@ impl Drop for Pending<'_> {
 }
 
 fn idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
 
 fn gateway_error(status: StatusCode) -> bool {
@@ -395,7 +409,11 @@ pub async fn send(
     let name = &upstream.name;
     let admission = match &protection.breaker {
         Some(settings) => {
-            let admitted = guard.breaker.lock().unwrap_or_else(|p| p.into_inner()).admit(settings, Instant::now());
+            let admitted = guard
+                .breaker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .admit(settings, Instant::now());
             match admitted {
                 Ok(admission) => Some(admission),
                 Err(retry_after) => {
@@ -407,12 +425,24 @@ pub async fn send(
         None => None,
     };
     let mut pending = Pending { guard, admission };
-    let permit = guard.acquire(protection.concurrency).await.map_err(SendError::Refused)?;
+    let permit = guard
+        .acquire(protection.concurrency)
+        .await
+        .map_err(SendError::Refused)?;
 
     let (parts, body) = request.into_parts();
-    let can_retry =
-        protection.retries.attempts > 0 && idempotent(&parts.method) && replay.is_some() && admission != Some(Admission::Probe);
-    let again = can_retry.then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
+    let can_retry = protection.retries.attempts > 0
+        && idempotent(&parts.method)
+        && replay.is_some()
+        && admission != Some(Admission::Probe);
+    let again = can_retry.then(|| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.version,
+            parts.headers.clone(),
+        )
+    });
     if can_retry {
         guard.budget.deposit(protection.retries.budget);
     }
@@ -427,11 +457,12 @@ pub async fn send(
             Err(_) => false,
         };
         if let (Some(settings), Some(admission)) = (&protection.breaker, pending.admission.take()) {
-            let transition = guard
-                .breaker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record(settings, admission, ok, Instant::now());
+            let transition =
+                guard
+                    .breaker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(settings, admission, ok, Instant::now());
             match transition {
                 Some(event @ ("opened" | "reopened")) => {
                     guard.opened.fetch_add(1, Ordering::Relaxed);
@@ -446,10 +477,17 @@ pub async fn send(
             Err(UpstreamError::Connect | UpstreamError::Exchange) => true,
             Err(UpstreamError::Timeout) => false,
         };
-        if let (true, Some((method, uri, version, headers)), Some(bytes)) = (retryable && attempt < protection.retries.attempts, &again, &replay) {
+        if let (true, Some((method, uri, version, headers)), Some(bytes)) =
+            (retryable && attempt < protection.retries.attempts, &again, &replay)
+        {
             // The breaker must still let the retry through, and the budget must pay for it.
             let admitted = match &protection.breaker {
-                Some(settings) => guard.breaker.lock().unwrap_or_else(|p| p.into_inner()).admit(settings, Instant::now()).ok(),
+                Some(settings) => guard
+                    .breaker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .admit(settings, Instant::now())
+                    .ok(),
                 None => Some(Admission::Normal),
             };
             if admitted == Some(Admission::Normal) && guard.budget.withdraw() {
@@ -466,7 +504,11 @@ pub async fn send(
                 continue;
             }
             if let (Some(admission), true) = (admitted, protection.breaker.is_some()) {
-                guard.breaker.lock().unwrap_or_else(|p| p.into_inner()).abandon(admission);
+                guard
+                    .breaker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .abandon(admission);
             }
         }
         return match result {
@@ -616,7 +658,11 @@ mod tests {
         let g2 = Arc::clone(&guard);
         let waiter = tokio::spawn(async move { g2.acquire(Some(s)).await.map(|p| p.is_some()) });
         tokio::task::yield_now().await;
-        assert_eq!(guard.acquire(Some(s)).await.err(), Some(Refusal::Overloaded), "queue full");
+        assert_eq!(
+            guard.acquire(Some(s)).await.err(),
+            Some(Refusal::Overloaded),
+            "queue full"
+        );
         drop(first);
         assert_eq!(waiter.await.unwrap(), Ok(true));
         // A lone waiter gives up after queue_timeout.
