@@ -20,9 +20,15 @@
 # from /proc/<pid>/stat, before and after, over requests completed); at the end, medians
 # and the ratios docs/performance.md reports.
 #
+# LIMITS=local: the bench partner's tier has a rate and both quotas (set far above what
+# the run sends, so every call is checked and consumed but none refused), checked in the
+# embedded store. LIMITS=redis: the same in cluster mode against Redis on 127.0.0.1:6379
+# (which must be running), under a throwaway key prefix.
+#
 # Usage: benches/load.sh            (from anywhere in the repository)
 #        TLS=1 benches/load.sh      (HTTPS to both proxies)
-# Knobs (environment): ROUNDS=3 DURATION=10 CONNECTIONS=32 THREADS=1 WARMUP=3 TLS=0
+#        LIMITS=local benches/load.sh, LIMITS=redis benches/load.sh
+# Knobs (environment): ROUNDS=3 DURATION=10 CONNECTIONS=32 THREADS=1 WARMUP=3 TLS=0 LIMITS=off
 #                      BASE_PORT=19200 (uses BASE_PORT..BASE_PORT+3 on 127.0.0.1)
 #                      SKIP_BUILD=1 to use the binaries already in target/release.
 # Needs openssl (for the keys, the client assertion and, with TLS=1, the certificates).
@@ -38,6 +44,7 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-3}
 BASE_PORT=${BASE_PORT:-19200}
 TLS=${TLS:-0}
+LIMITS=${LIMITS:-off}
 HOST=127.0.0.1
 # The Host (and, with TLS, the certificate name) partners would use.
 API_HOST=api.bench
@@ -55,6 +62,10 @@ for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP BASE_PORT; do
 done
 if [[ $TLS != 0 && $TLS != 1 ]]; then
     echo "error: TLS must be 0 or 1" >&2
+    exit 2
+fi
+if [[ $LIMITS != off && $LIMITS != local && $LIMITS != redis ]]; then
+    echo "error: LIMITS must be off, local or redis" >&2
     exit 2
 fi
 if ((ROUNDS > 20 || DURATION > 120)); then
@@ -336,16 +347,34 @@ issuer = "$ISSUER"
 signing_key = "keys/token-signing.pem"
 key_id = "load-bench"
 EOF
+if [[ $LIMITS == redis ]]; then
+    redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || die "LIMITS=redis needs Redis on 127.0.0.1:6379"
+    cat >>"$POLICY/policies/gateway.toml" <<EOF
+
+[state]
+mode = "redis"
+url = "redis://127.0.0.1:6379"
+key_prefix = "loadbench:$(openssl rand -hex 6):"
+EOF
+fi
+tier_limits=""
+if [[ $LIMITS != off ]]; then
+    # Far above what one run can send: every call is checked and consumed, none refused.
+    tier_limits='rate = "1000000/s"
+burst = 1000000
+quota = { day = 1000000000, month = 1000000000 }'
+fi
 cat >"$POLICY/policies/scopes.toml" <<'EOF'
 [scopes."items:read"]
 description = "Read items"
 EOF
 # Tokens live as long as tollgate allows (60m); ensure_token renews older ones.
-cat >"$POLICY/policies/tiers.toml" <<'EOF'
+cat >"$POLICY/policies/tiers.toml" <<EOF
 [tiers.bench]
 name = "Bench"
 environments = ["production"]
 token_lifetime = "60m"
+$tier_limits
 EOF
 cat >"$POLICY/policies/partners/bench.toml" <<EOF
 id = "bench"
@@ -497,7 +526,7 @@ us_per_request() { # ticks requests
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 log "machine: $(nproc) cores, $(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2 }')"
-log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds x 3 targets, GET $REQUEST_PATH with a bearer token"
+log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds x 3 targets, GET $REQUEST_PATH with a bearer token, limits: $LIMITS"
 if [[ $TLS == 1 ]]; then
     log "TLS to nginx and tollgate; direct stays cleartext"
     log "  nginx:    $(tls_summary nginx)"
@@ -543,7 +572,7 @@ for round in $(seq "$ROUNDS"); do
 done
 med() { printf '%s\n' "$@" | median; }
 echo
-echo "median over $ROUNDS rounds ($([[ $TLS == 1 ]] && echo "TLS to both proxies" || echo cleartext), bearer token):"
+echo "median over $ROUNDS rounds ($([[ $TLS == 1 ]] && echo "TLS to both proxies" || echo cleartext), bearer token, limits: $LIMITS):"
 for target in direct nginx tollgate; do
     rps=() cpu=()
     for round in $(seq "$ROUNDS"); do

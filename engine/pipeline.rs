@@ -20,6 +20,7 @@ use crate::route::{is_safe_param, EnvMap, Environment, HostTable, PathTemplate, 
 use crate::state::Stores;
 use crate::upstream::headers::{self, X_FAPI_INTERACTION_ID};
 use crate::upstream::mock::MockResponse;
+use crate::upstream::protect::{self, Refusal, SendError};
 use crate::upstream::{Upstream, UpstreamError};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, Version};
@@ -52,6 +53,8 @@ pub struct Pipeline {
     pub upstreams: Vec<Upstream>,
     /// Masking profile names, by the index partners and routes use.
     pub masking_profiles: Vec<Arc<str>>,
+    /// Rates, quotas, idempotency, SLAs and upstream protection (limits/).
+    pub traffic: crate::limits::TrafficPlan,
 }
 
 /// Gateway-wide settings from gateway.toml.
@@ -168,6 +171,11 @@ struct Outcome {
     upstream: Option<usize>,
     partner: Option<usize>,
     problem: Option<&'static str>,
+    /// Traffic control: whether the limits were checked, their headers, and the
+    /// idempotency key this call holds.
+    limits_checked: bool,
+    rate_limit: Option<[HeaderValue; 2]>,
+    idempotency: Option<crate::limits::idempotency::Ticket>,
 }
 
 impl Pipeline {
@@ -177,13 +185,16 @@ impl Pipeline {
         let interaction_id = interaction_id(request.headers());
         let method = request.method().clone();
         let mut outcome = Outcome::default();
-        let mut response = match self.serve(request, conn, stores, &interaction_id, &mut outcome).await {
+        let response = match self.serve(request, conn, stores, &interaction_id, &mut outcome).await {
             Ok(response) => response,
             Err(problem) => {
                 outcome.problem = Some(problem.slug());
                 problem.to_response(interaction_id.to_str().unwrap_or_default())
             }
         };
+        let mut response = self
+            .traffic_epilogue(response, &mut outcome, stores, &interaction_id, started)
+            .await;
         let headers = response.headers_mut();
         headers.insert(X_FAPI_INTERACTION_ID, interaction_id.clone());
         headers.insert(header::DATE, http_date());
@@ -266,7 +277,11 @@ impl Pipeline {
             }
         }
 
-        // 5-6. consent, limit: arrive with their issues.
+        // 5. consent: arrives with its issue.
+
+        // 6. limit: the partner's rate and quotas (a route's weight is its cost) and the
+        //    route's own rate, checked and consumed together; then the idempotency key.
+        let (idempotency, idempotency_scope) = self.limit(&request, caller.partner, route_id, stores, outcome).await?;
 
         // 7. request body: refuse what is declared too large before reading a byte; answer
         //    only in JSON; where the route has a request schema, read the body whole and
@@ -280,6 +295,9 @@ impl Pipeline {
         }
         let (mut parts, incoming) = request.into_parts();
         let verdict = BodyVerdict::default();
+        // The whole body when it is at hand, so an idempotent call can be compared and a
+        // retry can send it again.
+        let mut replay: Option<bytes::Bytes> = None;
         let body = match &route.request_schema {
             Some(schema) => {
                 if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
@@ -302,14 +320,38 @@ impl Pipeline {
                     }
                     None => bytes,
                 };
+                replay = Some(bytes.clone());
                 crate::body::full(bytes)
             }
             // A request with no body needs no guard (and no timer).
-            None if http_body::Body::is_end_stream(&incoming) => crate::body::empty(),
+            None if http_body::Body::is_end_stream(&incoming) => {
+                replay = Some(bytes::Bytes::new());
+                crate::body::empty()
+            }
+            // An idempotent call is compared by its body, so it is read whole.
+            None if idempotency_scope.is_some() => {
+                let bytes = read_all(incoming, limits.max_body, limits.body_read_timeout)
+                    .await
+                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                replay = Some(bytes.clone());
+                crate::body::full(bytes)
+            }
             None => {
                 GuardedBody::new(incoming, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync()
             }
         };
+        if let (Some(plan), Some(scope)) = (idempotency, idempotency_scope) {
+            let hash = crate::limits::idempotency::body_hash(replay.as_deref().unwrap_or_default());
+            match crate::limits::idempotency::begin(stores, plan, scope, hash).await? {
+                Ok(ticket) => outcome.idempotency = Some(ticket),
+                Err(mut replayed) => {
+                    for (name, value) in &product.lifecycle_headers {
+                        replayed.headers_mut().insert(name.clone(), value.clone());
+                    }
+                    return Ok(replayed);
+                }
+            }
+        }
 
         // 8. upstream, or the sandbox mock (which reads the body under the same limits).
         let target = route.targets.get(env).ok_or(Problem::RouteNotFound)?;
@@ -326,8 +368,24 @@ impl Pipeline {
             Target::Upstream(index) => {
                 outcome.upstream = Some(*index);
                 let upstream = &self.upstreams[*index];
-                self.forward(parts, body, &verdict, conn, interaction_id, route, upstream, &values)
-                    .await?
+                let protection = self.traffic.upstreams.get(*index).cloned().unwrap_or_default();
+                let call = Call {
+                    stores,
+                    protection: &protection,
+                    replay,
+                };
+                self.forward(
+                    parts,
+                    body,
+                    &verdict,
+                    conn,
+                    interaction_id,
+                    route,
+                    upstream,
+                    &values,
+                    call,
+                )
+                .await?
             }
         };
 
@@ -370,6 +428,7 @@ impl Pipeline {
         route: &RoutePlan,
         upstream: &Upstream,
         params: &[&str],
+        call: Call<'_>,
     ) -> Result<Response<Body>, Problem> {
         let limits = &self.settings.limits;
 
@@ -385,13 +444,26 @@ impl Pipeline {
         parts.uri = uri;
         parts.version = Version::HTTP_11;
 
-        match upstream.send(Request::from_parts(parts, body)).await {
+        // Breaker, concurrency slot and retries (upstream/protect.rs), with state kept
+        // per upstream name across reloads.
+        let guard = call.stores.upstreams.get(&upstream.name);
+        match protect::send(
+            upstream,
+            &guard,
+            call.protection,
+            Request::from_parts(parts, body),
+            call.replay,
+        )
+        .await
+        {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 headers::from_upstream(&mut parts.headers);
-                Ok(Response::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
+                Ok(Response::from_parts(parts, body))
             }
-            Err(error) => Err(match (verdict.fault(), error) {
+            Err(SendError::Refused(Refusal::CircuitOpen { retry_after })) => Err(Problem::CircuitOpen { retry_after }),
+            Err(SendError::Refused(Refusal::Overloaded)) => Err(Problem::UpstreamOverloaded),
+            Err(SendError::Upstream(error)) => Err(match (verdict.fault(), error) {
                 (Some(fault), _) => body_problem(fault, limits.max_body),
                 (None, UpstreamError::Connect) => Problem::UpstreamUnavailable,
                 (None, UpstreamError::Timeout) => Problem::UpstreamTimeout,
@@ -463,6 +535,92 @@ fn detokenize(bytes: &[u8], plan: &Projection, partner: &str, vault: &TokenVault
         return None;
     }
     serde_json::to_vec(&value).ok().map(Bytes::from)
+}
+
+/// What traffic control hands the upstream call: the stores holding each upstream's
+/// breaker and slots, its protection settings, and the body to replay on a retry.
+struct Call<'a> {
+    stores: &'a Stores,
+    protection: &'a crate::upstream::protect::Protection,
+    replay: Option<bytes::Bytes>,
+}
+
+impl Pipeline {
+    /// Phase 6: checks and consumes the call's limits (RateLimit headers go on the answer
+    /// whatever it is), then reads the route's idempotency key.
+    async fn limit(
+        &self,
+        request: &Request<Incoming>,
+        partner: usize,
+        route: usize,
+        stores: &Stores,
+        outcome: &mut Outcome,
+    ) -> Result<(Option<crate::limits::idempotency::IdempotencyPlan>, Option<[u8; 32]>), Problem> {
+        use crate::limits::{self, idempotency, Mode, Now};
+        let (Some(partner_plan), Some(route_plan)) = (self.access.partners.get(partner), self.routes.get(route)) else {
+            return Ok((None, None));
+        };
+        outcome.limits_checked = true;
+        if let Some(check) = self.traffic.request(partner, &partner_plan.id, route, &route_plan.id) {
+            let now = Now::current();
+            let verdict = limits::check(stores, &check, now, Mode::Apply).await?;
+            outcome.rate_limit = limits::headers(&check, &verdict, now.unix_secs);
+            if let Some(denial) = verdict.denied {
+                return Err(denial.problem());
+            }
+        }
+        let Some(plan) = self.traffic.routes.get(route).and_then(|t| t.idempotency) else {
+            return Ok((None, None));
+        };
+        let scope = idempotency::key(request.headers(), &plan)?
+            .map(|key| idempotency::scope(&partner_plan.id, &route_plan.id, key));
+        Ok((Some(plan), scope))
+    }
+
+    /// After the answer is made: stores or releases the idempotency key, adds the
+    /// RateLimit headers for an authenticated partner (reading the limits if the call
+    /// stopped before phase 6), and measures the partner's SLA.
+    async fn traffic_epilogue(
+        &self,
+        mut response: Response<Body>,
+        outcome: &mut Outcome,
+        stores: &Stores,
+        interaction_id: &HeaderValue,
+        started: Instant,
+    ) -> Response<Body> {
+        use crate::limits::{self, headers as rl, Mode, Now};
+        if let Some(ticket) = outcome.idempotency.take() {
+            let id = interaction_id.to_str().unwrap_or_default();
+            response = limits::idempotency::finish(stores, ticket, response, outcome.problem, id).await;
+        }
+        let Some(partner) = outcome
+            .partner
+            .and_then(|p| self.access.partners.get(p).map(|plan| (p, plan)))
+        else {
+            return response;
+        };
+        let now = Now::current();
+        if !outcome.limits_checked {
+            if let Some(route) = outcome.route.and_then(|r| self.routes.get(r).map(|plan| (r, plan))) {
+                if let Some(check) = self.traffic.request(partner.0, &partner.1.id, route.0, &route.1.id) {
+                    if let Ok(verdict) = limits::check(stores, &check, now, Mode::Peek).await {
+                        outcome.rate_limit = limits::headers(&check, &verdict, now.unix_secs);
+                    }
+                }
+            }
+        }
+        if let Some([policy, state]) = outcome.rate_limit.take() {
+            response.headers_mut().insert(rl::RATELIMIT_POLICY, policy);
+            response.headers_mut().insert(rl::RATELIMIT, state);
+        }
+        stores.sla.record(
+            &partner.1.id,
+            response.status().as_u16(),
+            started.elapsed(),
+            now.unix_secs,
+        );
+        response
+    }
 }
 
 /// Largest upstream response body projected; larger ones are refused rather than streamed

@@ -55,6 +55,25 @@ pub enum Problem {
     MalformedJson { detail: String },
     /// The body is JSON but breaks the route's request schema; one entry per violation.
     ValidationFailed { errors: std::sync::Arc<[Violation]> },
+    /// The partner is over its rate (tier, partner or route); retry after the given seconds.
+    RateLimited { retry_after: u64 },
+    /// The partner's quota for the period ("day" or "month") is used up.
+    QuotaExhausted { period: &'static str, retry_after: u64 },
+    /// The cluster store is unreachable and the tier fails closed, or the call needs an
+    /// idempotency record that cannot be kept.
+    StoreUnavailable,
+    /// The upstream's circuit breaker is open.
+    CircuitOpen { retry_after: u64 },
+    /// The upstream's concurrency limit and wait queue are full.
+    UpstreamOverloaded,
+    /// The route requires an idempotency key and none was sent.
+    IdempotencyKeyMissing,
+    /// The idempotency key is empty, too long, not printable, or sent twice differently.
+    InvalidIdempotencyKey,
+    /// The idempotency key was used before with another request body.
+    IdempotencyKeyReused,
+    /// A call with this idempotency key is still being processed.
+    IdempotencyKeyInFlight,
 }
 
 /// One schema violation: where (RFC 6901 JSON pointer into the body) and what.
@@ -84,6 +103,13 @@ impl Problem {
             Problem::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Problem::MalformedJson { .. } => StatusCode::BAD_REQUEST,
             Problem::ValidationFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Problem::RateLimited { .. } | Problem::QuotaExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Problem::StoreUnavailable | Problem::CircuitOpen { .. } | Problem::UpstreamOverloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Problem::IdempotencyKeyMissing | Problem::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            Problem::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Problem::IdempotencyKeyInFlight => StatusCode::CONFLICT,
         }
     }
 
@@ -110,6 +136,15 @@ impl Problem {
             Problem::NotAcceptable => "not-acceptable",
             Problem::MalformedJson { .. } => "malformed-json",
             Problem::ValidationFailed { .. } => "validation-failed",
+            Problem::RateLimited { .. } => "rate-limited",
+            Problem::QuotaExhausted { .. } => "quota-exhausted",
+            Problem::StoreUnavailable => "store-unavailable",
+            Problem::CircuitOpen { .. } => "circuit-open",
+            Problem::UpstreamOverloaded => "upstream-overloaded",
+            Problem::IdempotencyKeyMissing => "idempotency-key-missing",
+            Problem::InvalidIdempotencyKey => "invalid-idempotency-key",
+            Problem::IdempotencyKeyReused => "idempotency-key-reused",
+            Problem::IdempotencyKeyInFlight => "idempotency-key-in-flight",
         }
     }
 
@@ -135,6 +170,15 @@ impl Problem {
             Problem::NotAcceptable => "Not acceptable",
             Problem::MalformedJson { .. } => "Malformed JSON",
             Problem::ValidationFailed { .. } => "Request body invalid",
+            Problem::RateLimited { .. } => "Rate limit exceeded",
+            Problem::QuotaExhausted { .. } => "Quota exhausted",
+            Problem::StoreUnavailable => "Service temporarily unavailable",
+            Problem::CircuitOpen { .. } => "Service unavailable upstream",
+            Problem::UpstreamOverloaded => "Service overloaded upstream",
+            Problem::IdempotencyKeyMissing => "Idempotency key required",
+            Problem::InvalidIdempotencyKey => "Invalid idempotency key",
+            Problem::IdempotencyKeyReused => "Idempotency key reused",
+            Problem::IdempotencyKeyInFlight => "Request already in progress",
         }
     }
 
@@ -173,6 +217,30 @@ impl Problem {
             Problem::ValidationFailed { errors } => {
                 format!("The request body does not match the route's schema ({} violation(s)); see `errors`.", errors.len())
             }
+            Problem::RateLimited { retry_after } => {
+                format!("Too many calls for your rate limit; retry in {retry_after} second(s). See the RateLimit headers.")
+            }
+            Problem::QuotaExhausted { period, retry_after } => format!(
+                "Your quota for this UTC {period} is used up; it renews when the next {period} starts, in {retry_after} second(s)."
+            ),
+            Problem::StoreUnavailable => "The gateway cannot apply its limits right now. Retry shortly.".into(),
+            Problem::CircuitOpen { retry_after } => format!(
+                "The service behind this route is failing and is not being called; retry in {retry_after} second(s)."
+            ),
+            Problem::UpstreamOverloaded => "The service behind this route is at capacity. Retry shortly.".into(),
+            Problem::IdempotencyKeyMissing => {
+                "This route requires an Idempotency-Key (or x-idempotency-key) header.".into()
+            }
+            Problem::InvalidIdempotencyKey => {
+                "The idempotency key must be 1 to 255 printable characters, sent once.".into()
+            }
+            Problem::IdempotencyKeyReused => {
+                "This idempotency key was already used with a different request body; use a new key for a new request."
+                    .into()
+            }
+            Problem::IdempotencyKeyInFlight => {
+                "A request with this idempotency key is still being processed; retry once it has completed.".into()
+            }
         }
     }
 
@@ -188,6 +256,17 @@ impl Problem {
             _ => return None,
         };
         HeaderValue::from_str(&value).ok()
+    }
+
+    /// Seconds for a `Retry-After` header, for refusals that end by themselves.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Problem::RateLimited { retry_after }
+            | Problem::QuotaExhausted { retry_after, .. }
+            | Problem::CircuitOpen { retry_after } => Some(*retry_after),
+            Problem::StoreUnavailable | Problem::UpstreamOverloaded | Problem::IdempotencyKeyInFlight => Some(1),
+            _ => None,
+        }
     }
 
     pub fn type_uri(&self) -> String {
@@ -236,6 +315,9 @@ impl Problem {
         }
         if let Some(challenge) = self.bearer_challenge() {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

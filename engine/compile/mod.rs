@@ -9,6 +9,7 @@ mod body_schemas;
 mod catalogue;
 mod gateway;
 mod masking;
+mod traffic;
 pub mod units;
 
 use crate::diagnostics::Diagnostics;
@@ -59,6 +60,7 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
     let masking = masking::compile(set, &access, diags);
     masking::attach(set, &masking, &mut catalogue.routes, diags);
     masking::assign(set, &masking, &catalogue.routes, &mut access, diags);
+    let traffic = traffic::compile(set, gateway.as_ref(), &catalogue.routes, &access, diags);
     let gateway = gateway?;
     let needs_issuer = credentials
         .list
@@ -106,5 +108,6 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         products: catalogue.products,
         upstreams: gateway.upstreams,
         masking_profiles: masking.profiles.iter().map(|p| p.name.clone()).collect(),
+        traffic,
     })
 }

@@ -8,6 +8,7 @@
 pub mod document;
 mod json_span;
 pub mod raw;
+pub mod raw_traffic;
 pub mod schemas;
 pub mod version;
 

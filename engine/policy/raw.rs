@@ -24,6 +24,8 @@ pub struct RawGateway {
     pub oauth: Option<RawOauth>,
     #[serde(default)]
     pub external_issuers: Vec<RawExternalIssuer>,
+    /// Where counters, quotas and idempotency records live (traffic control).
+    pub state: Option<super::raw_traffic::RawState>,
 }
 
 /// `[[external_issuers]]` in gateway.toml.
@@ -92,6 +94,10 @@ pub struct RawUpstream {
     pub timeout: Option<String>,
     pub pool_idle_timeout: Option<String>,
     pub pool_max_idle: Option<usize>,
+    // Upstream protection (traffic control).
+    pub concurrency: Option<super::raw_traffic::RawConcurrency>,
+    pub circuit_breaker: Option<super::raw_traffic::RawCircuitBreaker>,
+    pub retries: Option<super::raw_traffic::RawRetries>,
 }
 
 /// catalogue/<domain>/<product>.toml
@@ -149,6 +155,12 @@ pub struct RawRoute {
     pub response_schema: Option<String>,
     pub mock_status: Option<u16>,
     pub billable_event: Option<String>,
+    // Traffic control: cost against the partner's limits, a per-partner rate for this
+    // route, idempotency.
+    pub weight: Option<u32>,
+    pub rate: Option<String>,
+    pub burst: Option<u32>,
+    pub idempotency: Option<super::raw_traffic::RawIdempotency>,
 }
 
 /// `[[listeners]] tls` in gateway.toml.
@@ -217,6 +229,12 @@ pub struct RawTier {
     pub environments: Vec<RawEnvironmentName>,
     pub token_lifetime: Option<String>,
     pub masking: Option<String>,
+    // Traffic control.
+    pub rate: Option<String>,
+    pub burst: Option<u32>,
+    pub quota: Option<super::raw_traffic::RawQuota>,
+    pub on_store_unavailable: Option<super::raw_traffic::RawStoreFallback>,
+    pub sla: Option<super::raw_traffic::RawSla>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -245,6 +263,8 @@ pub struct RawPartner {
     #[serde(default)]
     pub credentials: Vec<RawCredential>,
     pub masking: Option<String>,
+    /// Overrides of the tier's limits (traffic control).
+    pub limits: Option<super::raw_traffic::RawPartnerLimits>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

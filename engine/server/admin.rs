@@ -4,6 +4,8 @@
 //! - `GET  /admin/status`  policy version, load time, route counts, last reload and its diagnostics
 //! - `POST /admin/reload`  recompile now; 200 if applied or unchanged, 422 if rejected
 //! - `GET  /admin/health`  liveness
+//! - `GET  /admin/sla`     per partner: availability and p99 latency this month and last,
+//!   against the tier's declared SLA
 
 use super::json_response;
 use super::state::{GatewayState, Outcome, Trigger};
@@ -53,11 +55,12 @@ async fn route(state: &Arc<GatewayState>, request: Request<Incoming>) -> Respons
             json_response(code, &report)
         }
         (&Method::GET, "/admin/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        (_, path @ ("/admin/status" | "/admin/health" | "/admin/reload")) => {
+        (&Method::GET, "/admin/sla") => json_response(StatusCode::OK, &sla(state)),
+        (_, path @ ("/admin/status" | "/admin/health" | "/admin/reload" | "/admin/sla")) => {
             let allow = if path == "/admin/reload" { "POST" } else { "GET" };
             let mut response = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
-                &json!({"error": "method not allowed", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health"]}),
+                &json!({"error": "method not allowed", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health", "GET /admin/sla"]}),
             );
             response
                 .headers_mut()
@@ -66,7 +69,7 @@ async fn route(state: &Arc<GatewayState>, request: Request<Incoming>) -> Respons
         }
         _ => json_response(
             StatusCode::NOT_FOUND,
-            &json!({"error": "not found", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health"]}),
+            &json!({"error": "not found", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health", "GET /admin/sla"]}),
         ),
     }
 }
@@ -91,5 +94,84 @@ fn status(state: &GatewayState) -> serde_json::Value {
             "tokens_issued": state.stores.token_vault.len(),
             "card_numbers_caught": state.stores.pans_caught.load(std::sync::atomic::Ordering::Relaxed),
         },
+        "traffic": traffic(state),
+        "sla": sla(state),
+    })
+}
+
+/// Traffic control: the state store, decision counters, and each upstream's protection.
+fn traffic(state: &GatewayState) -> serde_json::Value {
+    let stores = &state.stores;
+    json!({
+        "state_store": {
+            "mode": stores.mode(),
+            "available": stores.cluster.as_ref().map(|c| !c.is_down()),
+        },
+        "counters": stores.traffic.snapshot(),
+        "upstreams": stores.upstreams.snapshot(),
+    })
+}
+
+/// Per partner: what was measured this month (and last), against the tier's SLA.
+fn sla(state: &GatewayState) -> serde_json::Value {
+    use crate::limits::sla::{current_month_text, MonthStats};
+    let pipeline = state.pipeline();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let measured = |m: &MonthStats, target: Option<&crate::limits::SlaTarget>| {
+        let availability = m.availability();
+        let p99_ms = m.latency.quantile(0.99).map(|us| us as f64 / 1000.0);
+        json!({
+            "month": m.month_text(),
+            "calls": m.calls,
+            "server_errors": m.server_errors,
+            "availability": availability,
+            "p99_latency_ms": p99_ms,
+            "meets_availability": target.and_then(|t| t.availability).zip(availability).map(|(t, a)| a >= t),
+            "meets_p99_latency": target.and_then(|t| t.p99_latency).zip(p99_ms).map(|(t, p)| p <= t.as_secs_f64() * 1000.0),
+        })
+    };
+    let snapshots = state.stores.sla.snapshot();
+    let partners: Vec<serde_json::Value> = pipeline
+        .access
+        .partners
+        .iter()
+        .enumerate()
+        .map(|(i, partner)| {
+            let target = pipeline.traffic.partners.get(i).and_then(|l| l.sla.as_ref());
+            let snapshot = snapshots.iter().find(|s| s.partner == partner.id);
+            let current_month = crate::limits::calendar::Period::Month.id(now);
+            let current = snapshot.map(|s| &s.current).filter(|c| c.month == current_month);
+            let empty = MonthStats {
+                month: current_month,
+                ..MonthStats::default()
+            };
+            // After a quiet month rollover the last measured month is the previous one.
+            let previous = snapshot.and_then(|s| {
+                if s.current.month == current_month {
+                    s.previous.as_ref()
+                } else {
+                    Some(&s.current)
+                }
+            });
+            json!({
+                "partner": &*partner.id,
+                "tier": pipeline.access.tiers.get(partner.tier).map(|t| &*t.id),
+                "target": target.map(|t| json!({
+                    "availability": t.availability_text,
+                    "p99_latency_ms": t.p99_latency.map(|d| d.as_secs_f64() * 1000.0),
+                })),
+                "current": measured(current.unwrap_or(&empty), target),
+                "previous": previous.map(|p| measured(p, target)),
+            })
+        })
+        .collect();
+    json!({
+        "period": current_month_text(now),
+        "availability": "share of answers to the partner that were not 5xx",
+        "latency": "gateway response time to the response head; p99 is the bucket's upper bound (within 6.25%)",
+        "partners": partners,
     })
 }

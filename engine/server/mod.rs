@@ -73,6 +73,15 @@ impl Server {
             tracing::warn!(code = w.code, at = %w.location.as_ref().map(|l| l.to_string()).unwrap_or_default(), "{}", w.message);
         }
         let state = Arc::new(state);
+        if let Some(cluster) = &state.stores.cluster {
+            // Report an unreachable store now rather than on the first partner call.
+            match cluster.ping().await {
+                Ok(()) => tracing::info!("the Redis state store answers"),
+                Err(error) => {
+                    tracing::warn!(%error, "the Redis state store does not answer; tiers' on_store_unavailable applies until it does")
+                }
+            }
+        }
         let pipeline = state.pipeline();
         let (stop, stopped) = signal_channel::channel(false);
         let mut tasks = JoinSet::new();

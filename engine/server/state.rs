@@ -98,6 +98,14 @@ impl GatewayState {
         let Compiled { mut pipeline, warnings } = compile::build(&root, &clients)?;
         apply_overrides(&mut pipeline, &overrides)?;
         let version = pipeline.version.clone();
+        let stores = Stores::new(&pipeline.traffic.state).map_err(|error| {
+            Diagnostics(vec![Diagnostic::error(
+                "invalid-url",
+                format!("the state store cannot be set up: {error}"),
+            )
+            .at(crate::diagnostics::Location::file(crate::policy::GATEWAY_FILE))
+            .help("check [state] url in policies/gateway.toml")])
+        })?;
         let now = SystemTime::now();
         let state = GatewayState {
             current: ArcSwap::from_pointee(pipeline),
@@ -111,7 +119,7 @@ impl GatewayState {
             }),
             reload_lock: tokio::sync::Mutex::new(()),
             clients,
-            stores: Stores::default(),
+            stores,
             root,
             overrides,
         };
@@ -256,6 +264,16 @@ fn check_live_change(current: &Pipeline, next: &Pipeline) -> Result<(), Diagnost
             )
             .at(crate::diagnostics::Location::file(file))
             .help("restore [admin] address, and restart tollgate to move it"),
+        );
+    }
+    if current.traffic.state != next.traffic.state {
+        refused.push(
+            Diagnostic::error(
+                "restart-required",
+                "the state store ([state]) cannot change while tollgate runs: counters and idempotency records live in it",
+            )
+            .at(crate::diagnostics::Location::file(file))
+            .help("restore [state] to apply the rest of the change now, and restart tollgate to move the store"),
         );
     }
     if refused.is_empty() {

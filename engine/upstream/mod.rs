@@ -7,6 +7,7 @@
 pub mod headers;
 pub mod mock;
 mod pool;
+pub mod protect;
 
 use crate::body::Body;
 use http::uri::{Authority, PathAndQuery, Scheme};
