@@ -15,6 +15,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagnostics;
 pub mod identity;
+pub mod legacy;
 pub mod pipeline;
 pub mod policy;
 pub mod problem;

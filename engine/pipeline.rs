@@ -122,6 +122,8 @@ pub struct RoutePlan {
     pub request_schema: Option<Arc<jsonschema::Validator>>,
     /// The members a 2xx response may carry (default deny), from the response schema.
     pub response_projection: Option<Arc<Projection>>,
+    /// The core's legacy formats, when it does not speak JSON (phases 7 and 9).
+    pub legacy: Option<Arc<crate::legacy::RouteCodec>>,
 }
 
 /// The scope a route requires, resolved to its index in the access table.
@@ -269,7 +271,7 @@ impl Pipeline {
         if !validate::accepts_json(request.headers().get(header::ACCEPT)) {
             return Err(Problem::NotAcceptable);
         }
-        let (parts, incoming) = request.into_parts();
+        let (mut parts, incoming) = request.into_parts();
         let verdict = BodyVerdict::default();
         let body = match &route.request_schema {
             Some(schema) => {
@@ -280,7 +282,11 @@ impl Pipeline {
                     .await
                     .map_err(|fault| body_problem(fault, limits.max_body))?;
                 validate::validate(&bytes, schema)?;
-                crate::body::full(bytes)
+                match &route.legacy {
+                    // The validated JSON becomes the record the core expects.
+                    Some(legacy) => crate::body::full(legacy.encode_request(&bytes)?),
+                    None => crate::body::full(bytes),
+                }
             }
             // A request with no body needs no guard (and no timer).
             None if http_body::Body::is_end_stream(&incoming) => crate::body::empty(),
@@ -288,6 +294,10 @@ impl Pipeline {
                 GuardedBody::new(incoming, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync()
             }
         };
+
+        if let Some(legacy) = &route.legacy {
+            legacy.upstream_headers(&mut parts.headers);
+        }
 
         // 8. upstream, or the sandbox mock (which reads the body under the same limits).
         let target = route.targets.get(env).ok_or(Problem::RouteNotFound)?;
@@ -309,8 +319,12 @@ impl Pipeline {
             }
         };
 
-        // 9. response: default deny, a 2xx from the core carries only the members its
-        //    schema declares; then lifecycle headers.
+        // 9. response: the core's legacy format becomes JSON (a record that does not match
+        //    its layout is 502); default deny, a 2xx from the core carries only the members
+        //    its schema declares; then lifecycle headers.
+        if let (Target::Upstream(_), Some(legacy)) = (target, &route.legacy) {
+            response = legacy.decode_response(response, &route.id).await?;
+        }
         if let (Target::Upstream(_), Some(plan)) = (target, &route.response_projection) {
             if response.status().is_success() {
                 response = project(response, plan, Audience { pci_attested }, route, stores).await?;

@@ -55,6 +55,13 @@ pub enum Problem {
     MalformedJson { detail: String },
     /// The body is JSON but breaks the route's request schema; one entry per violation.
     ValidationFailed { errors: std::sync::Arc<[Violation]> },
+    /// A valid body holds a value the core's legacy format cannot carry (a JPY amount with
+    /// decimals, a name longer than its field); one entry per value.
+    UnsupportedValue { errors: std::sync::Arc<[Violation]> },
+    /// The core answered with a record that does not match its layout.
+    BadUpstreamRecord,
+    /// The core refused the request with a SOAP fault.
+    UpstreamFault,
 }
 
 /// One schema violation: where (RFC 6901 JSON pointer into the body) and what.
@@ -84,6 +91,8 @@ impl Problem {
             Problem::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Problem::MalformedJson { .. } => StatusCode::BAD_REQUEST,
             Problem::ValidationFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Problem::UnsupportedValue { .. } => StatusCode::BAD_REQUEST,
+            Problem::BadUpstreamRecord | Problem::UpstreamFault => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -110,6 +119,9 @@ impl Problem {
             Problem::NotAcceptable => "not-acceptable",
             Problem::MalformedJson { .. } => "malformed-json",
             Problem::ValidationFailed { .. } => "validation-failed",
+            Problem::UnsupportedValue { .. } => "unsupported-value",
+            Problem::BadUpstreamRecord => "bad-upstream-record",
+            Problem::UpstreamFault => "upstream-fault",
         }
     }
 
@@ -135,6 +147,9 @@ impl Problem {
             Problem::NotAcceptable => "Not acceptable",
             Problem::MalformedJson { .. } => "Malformed JSON",
             Problem::ValidationFailed { .. } => "Request body invalid",
+            Problem::UnsupportedValue { .. } => "Value not supported",
+            Problem::BadUpstreamRecord => "Bad record upstream",
+            Problem::UpstreamFault => "Refused upstream",
         }
     }
 
@@ -173,6 +188,11 @@ impl Problem {
             Problem::ValidationFailed { errors } => {
                 format!("The request body does not match the route's schema ({} violation(s)); see `errors`.", errors.len())
             }
+            Problem::UnsupportedValue { .. } => {
+                "A value in the request body cannot be carried to the service behind this route; see `errors`.".into()
+            }
+            Problem::BadUpstreamRecord => "The service behind this route answered with a record the gateway could not read.".into(),
+            Problem::UpstreamFault => "The service behind this route refused the request.".into(),
         }
     }
 
@@ -218,7 +238,7 @@ impl Problem {
             instance: format!("urn:uuid:{interaction_id}"),
             interaction_id,
             errors: match self {
-                Problem::ValidationFailed { errors } => Some(errors),
+                Problem::ValidationFailed { errors } | Problem::UnsupportedValue { errors } => Some(errors),
                 _ => None,
             },
         };

@@ -8,6 +8,7 @@ pub(crate) mod access;
 mod body_schemas;
 mod catalogue;
 mod gateway;
+pub mod legacy;
 pub mod units;
 
 use crate::diagnostics::Diagnostics;

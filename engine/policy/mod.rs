@@ -8,6 +8,7 @@
 pub mod document;
 mod json_span;
 pub mod raw;
+pub mod raw_legacy;
 pub mod schemas;
 pub mod version;
 
@@ -47,6 +48,17 @@ pub struct LoadedProduct {
     pub raw: RawProduct,
 }
 
+/// A legacy layout file; routes of its domain name it by `name` (the file stem).
+#[derive(Debug)]
+pub struct LoadedLayout {
+    pub domain: String,
+    pub name: String,
+    /// The domain's directory relative to the root (`catalogue/<domain>`).
+    pub dir: PathBuf,
+    pub doc: Document,
+    pub raw: raw_legacy::RawLayout,
+}
+
 /// Everything read from one policy root. Files with errors are left out of the typed parts.
 #[derive(Debug)]
 pub struct PolicySet {
@@ -57,6 +69,8 @@ pub struct PolicySet {
     pub tiers: Option<Loaded<RawTiers>>,
     pub partners: Vec<Loaded<RawPartner>>,
     pub products: Vec<LoadedProduct>,
+    /// Legacy layouts, `catalogue/<domain>/legacy/*.toml`.
+    pub layouts: Vec<LoadedLayout>,
     /// Every JSON file in the catalogue that parsed, by path relative to the root.
     pub json: BTreeMap<PathBuf, Document>,
     /// Files that exist but did not parse; their errors are already reported.
@@ -93,6 +107,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         tiers: None,
         partners: Vec::new(),
         products: Vec::new(),
+        layouts: Vec::new(),
         json: BTreeMap::new(),
         unparsed: BTreeSet::new(),
         incomplete: false,
@@ -118,6 +133,17 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
                 if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags) {
                     set.products.push(LoadedProduct {
                         domain,
+                        dir,
+                        doc: loaded.doc,
+                        raw: loaded.raw,
+                    });
+                }
+            }
+            Place::Layout { domain, dir, name } => {
+                if let Some(loaded) = load_toml::<raw_legacy::RawLayout>(source, FileKind::Legacy, &mut diags) {
+                    set.layouts.push(LoadedLayout {
+                        domain,
+                        name,
                         dir,
                         doc: loaded.doc,
                         raw: loaded.raw,
@@ -169,6 +195,7 @@ enum Place {
     Tiers,
     Partner,
     Product { domain: String, dir: PathBuf },
+    Layout { domain: String, dir: PathBuf, name: String },
     CatalogueJson,
     UnknownPolicyFile,
     Stray(&'static str),
@@ -188,11 +215,24 @@ fn classify(path: &Path) -> Place {
             dir: Path::new(CATALOGUE_DIR).join(domain),
         },
         [CATALOGUE_DIR, _domain, "schemas", ..] if !is_toml => Place::CatalogueJson,
+        [CATALOGUE_DIR, domain, "legacy", file] if is_toml => Place::Layout {
+            domain: (*domain).to_string(),
+            dir: Path::new(CATALOGUE_DIR).join(domain),
+            name: file.trim_end_matches(".toml").to_string(),
+        },
         [CATALOGUE_DIR, _file] => Place::Stray("products live one level down, in catalogue/<domain>/<product>.toml"),
         _ => {
-            Place::Stray("products are catalogue/<domain>/<product>.toml and schemas catalogue/<domain>/schemas/*.json")
+            Place::Stray("products are catalogue/<domain>/<product>.toml, schemas catalogue/<domain>/schemas/*.json and legacy layouts catalogue/<domain>/legacy/*.toml")
         }
     }
+}
+
+/// Parses and validates one file of a kind on its own, outside a policy set (for
+/// `tollgate codec`). `None` when it has errors, all of them in the diagnostics.
+pub fn load_file<T: DeserializeOwned>(source: SourceFile, kind: FileKind) -> (Option<Loaded<T>>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let loaded = load_toml(source, kind, &mut diags);
+    (loaded, diags)
 }
 
 fn load_toml<T: DeserializeOwned>(source: SourceFile, kind: FileKind, diags: &mut Diagnostics) -> Option<Loaded<T>> {

@@ -149,6 +149,7 @@ pub struct RawRoute {
     pub response_schema: Option<String>,
     pub mock_status: Option<u16>,
     pub billable_event: Option<String>,
+    pub legacy: Option<super::raw_legacy::RawRouteLegacy>,
 }
 
 /// `[[listeners]] tls` in gateway.toml.

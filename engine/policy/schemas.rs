@@ -11,15 +11,18 @@ pub enum FileKind {
     Scopes,
     Tiers,
     Partner,
+    /// catalogue/<domain>/legacy/*.toml
+    Legacy,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 5] = [
+    pub const ALL: [FileKind; 6] = [
         FileKind::Gateway,
         FileKind::Product,
         FileKind::Scopes,
         FileKind::Tiers,
         FileKind::Partner,
+        FileKind::Legacy,
     ];
 
     /// The name used in messages and for the schema file.
@@ -30,6 +33,7 @@ impl FileKind {
             FileKind::Scopes => "scopes",
             FileKind::Tiers => "tiers",
             FileKind::Partner => "partner",
+            FileKind::Legacy => "legacy",
         }
     }
 
@@ -41,6 +45,7 @@ impl FileKind {
             FileKind::Scopes => "policies/scopes.toml",
             FileKind::Tiers => "policies/tiers.toml",
             FileKind::Partner => "policies/partners/*.toml",
+            FileKind::Legacy => "catalogue/*/legacy/*.toml",
         }
     }
 
@@ -52,6 +57,7 @@ impl FileKind {
             FileKind::Scopes => include_str!("schemas/scopes.schema.json"),
             FileKind::Tiers => include_str!("schemas/tiers.schema.json"),
             FileKind::Partner => include_str!("schemas/partner.schema.json"),
+            FileKind::Legacy => include_str!("schemas/legacy.schema.json"),
         }
     }
 
@@ -61,7 +67,7 @@ impl FileKind {
 
     /// The parsed schema and its compiled validator, built once per process.
     pub fn compiled(self) -> &'static Compiled {
-        static COMPILED: [OnceLock<Compiled>; 5] = [const { OnceLock::new() }; 5];
+        static COMPILED: [OnceLock<Compiled>; FileKind::ALL.len()] = [const { OnceLock::new() }; FileKind::ALL.len()];
         let cell = &COMPILED[self as usize];
         cell.get_or_init(|| Compiled::new(self.schema_text()))
     }
