@@ -492,8 +492,11 @@ impl<'d> Cx<'d> {
                 self.slots = 0;
                 let mut pos = 0usize;
                 let mut variable = false;
+                let before = self.diags.error_count();
                 let items = self.fixed_items(fields, "/fields", &Scope::default(), &mut pos, &mut variable, None);
-                self.check_length(raw.length, "/length", pos, variable);
+                if self.diags.error_count() == before {
+                    self.check_length(raw.length, "/length", pos, variable);
+                }
                 Some(FixedLayout {
                     charset: self.charset,
                     records: vec![Record {
@@ -984,51 +987,50 @@ impl<'d> Cx<'d> {
         let name: Box<str> = raw.name.as_deref().unwrap_or("group").into();
         self.offset(raw, p, pos, *variable);
         let occurs = raw.occurs.unwrap_or(1) as usize;
+        let mut ok = true;
         let depending_on = match &raw.depending_on {
             None => None,
-            Some(count) => {
-                if raw.occurs.is_none() {
+            Some(_) if raw.occurs.is_none() => {
+                self.error(
+                    "invalid-depending-on",
+                    &format!("{p}/depending_on"),
+                    "depending_on needs occurs (the maximum)",
+                    "add occurs = <the most times the group can occur>",
+                );
+                ok = false;
+                None
+            }
+            Some(count) => match level.names.get(count.as_str()) {
+                Some((index, true)) => {
+                    let index = *index;
+                    Some((index, level.slot_for(index, self)))
+                }
+                found => {
+                    let why = if found.is_some() {
+                        format!("`{count}` is not numeric")
+                    } else {
+                        format!("`{count}` is not a field declared before this group")
+                    };
+                    let numeric: Vec<&str> = level
+                        .names
+                        .iter()
+                        .filter(|(_, (_, n))| *n)
+                        .map(|(k, _)| k.as_str())
+                        .collect();
+                    let help = match did_you_mean(count, numeric.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "OCCURS DEPENDING ON names an earlier numeric field at the same level (PIC 9)".into(),
+                    };
                     self.error(
                         "invalid-depending-on",
                         &format!("{p}/depending_on"),
-                        "depending_on needs occurs (the maximum)",
-                        "add occurs = <the most times the group can occur>",
+                        format!("depending_on: {why}"),
+                        help,
                     );
-                    return None;
+                    ok = false;
+                    None
                 }
-                match level.names.get(count.as_str()) {
-                    Some((index, true)) => {
-                        let index = *index;
-                        Some((index, level.slot_for(index, self)))
-                    }
-                    found => {
-                        let why = if found.is_some() {
-                            format!("`{count}` is not numeric")
-                        } else {
-                            format!("`{count}` is not a field declared before this group")
-                        };
-                        let numeric: Vec<&str> = level
-                            .names
-                            .iter()
-                            .filter(|(_, (_, n))| *n)
-                            .map(|(k, _)| k.as_str())
-                            .collect();
-                        let help = match did_you_mean(count, numeric.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => {
-                                "OCCURS DEPENDING ON names an earlier numeric field at the same level (PIC 9)".into()
-                            }
-                        };
-                        self.error(
-                            "invalid-depending-on",
-                            &format!("{p}/depending_on"),
-                            format!("depending_on: {why}"),
-                            help,
-                        );
-                        return None;
-                    }
-                }
-            }
+            },
         };
         let target = raw.json.as_ref().and_then(|j| self.json_path(&format!("{p}/json"), j));
         let array = raw.occurs.is_some();
@@ -1076,6 +1078,9 @@ impl<'d> Cx<'d> {
         *pos += element_len * occurs;
         if depending_on.is_some() {
             *variable = true;
+        }
+        if !ok {
+            return None;
         }
         let group = Item::Group(Group {
             name,

@@ -143,6 +143,8 @@ struct Decoder<'a> {
     digits: Digits,
     /// Records read so far, per record type.
     seen: Vec<u64>,
+    /// The record type being read.
+    current: usize,
 }
 
 impl FixedLayout {
@@ -159,6 +161,7 @@ impl FixedLayout {
             text: String::with_capacity(64),
             digits: Digits::default(),
             seen: vec![0; self.records.len()],
+            current: 0,
         };
         let Some(discriminator) = &self.discriminator else {
             let Some(record) = self.records.first() else {
@@ -220,6 +223,7 @@ impl FixedLayout {
                 });
             }
             last = index;
+            d.current = index;
             d.context.clear();
             if record.repeat == Repeat::Many {
                 let n = d.seen.get(index).copied().unwrap_or(0);
@@ -440,7 +444,13 @@ impl<'a> Decoder<'a> {
                     *count = value.unwrap_or(u64::MAX);
                 }
             }
-            if let Some(Count::Records(record)) = &field.count {
+            // A count of records already read is checked (a trailer); one of records still
+            // to come (a header) is taken as written.
+            if let Some(Count::Records(record)) = field
+                .count
+                .as_ref()
+                .filter(|c| matches!(c, Count::Records(r) if *r < self.current))
+            {
                 let seen = self.seen.get(*record).copied().unwrap_or(0);
                 if value != Some(seen) {
                     return Err(self.error(

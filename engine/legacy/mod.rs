@@ -361,6 +361,8 @@ impl Conv {
         if let Some(codes) = &self.codes {
             return match codes.to_json(text) {
                 Some(value) => Ok(Some(Value::String(value.to_string()))),
+                // A blank code is no value, as blank text is.
+                None if text.is_empty() => Ok(None),
                 None => Err(ConvError {
                     at: 0,
                     len: text.len(),
@@ -374,6 +376,10 @@ impl Conv {
             }
             let date = convert::parse_date(text, format)?;
             return Ok(Some(Value::String(convert::iso_date(date, with_time))));
+        }
+        if text.is_empty() {
+            // Blank (spaces, an empty element) is how records say "no value".
+            return Ok(None);
         }
         match self.json_type {
             JsonType::String => Ok(Some(Value::String(text.to_string()))),
