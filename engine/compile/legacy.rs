@@ -109,6 +109,7 @@ struct Entry<'a> {
 
 /// Every layout of the policy set, by domain and name.
 pub struct Layouts<'a> {
+    set: &'a PolicySet,
     entries: HashMap<(PathBuf, String), Entry<'a>>,
     /// (layout file, schema, target) already reported, so a layout used by several routes
     /// with the same schema is reported once.
@@ -130,6 +131,7 @@ impl<'a> Layouts<'a> {
             );
         }
         Layouts {
+            set,
             entries,
             reported: BTreeSet::new(),
         }
@@ -157,6 +159,13 @@ impl<'a> Layouts<'a> {
             let Some(name) = name else { continue };
             let key = (dir.to_path_buf(), name.clone());
             let Some(entry) = self.entries.get_mut(&key) else {
+                if self
+                    .set
+                    .unparsed
+                    .contains(&dir.join("legacy").join(format!("{name}.toml")))
+                {
+                    continue;
+                }
                 let known: Vec<&str> = self
                     .entries
                     .keys()

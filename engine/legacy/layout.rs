@@ -498,6 +498,10 @@ impl<'a> Decoder<'a> {
         };
         let unsigned = apply_indicator(&field.conv, trimmed, out);
         if matches!(field.conv.currency, Some(Currency::Path(_))) {
+            // Hold the member's place, so JSON follows the layout's order.
+            if let Some(target) = &field.target {
+                target.insert(out, Value::Null);
+            }
             pending.push(Pending {
                 field: index,
                 text: unsigned.to_string(),

@@ -263,6 +263,21 @@ impl JsonPath {
         current.insert(String::from(&**last), value);
     }
 
+    /// Removes the member, if it is there.
+    pub fn remove(&self, object: &mut Map<String, Value>) {
+        let Some((last, parents)) = self.segments.split_last() else {
+            return;
+        };
+        let mut current = object;
+        for segment in parents {
+            match current.get_mut(&**segment) {
+                Some(Value::Object(next)) => current = next,
+                _ => return,
+            }
+        }
+        current.shift_remove(&**last);
+    }
+
     /// The RFC 6901 pointer suffix: `/balance/amount`.
     pub fn pointer(&self) -> String {
         let mut out = String::new();

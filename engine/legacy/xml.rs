@@ -640,6 +640,10 @@ impl<'a> Reader<'a> {
         };
         let text = apply_indicator(&field.conv, text, out);
         if matches!(field.conv.currency, Some(Currency::Path(_))) {
+            // Hold the member's place, so JSON follows the layout's order.
+            if let Some(target) = &field.target {
+                target.insert(out, Value::Null);
+            }
             pending.push((
                 Pending {
                     field: index,

@@ -140,14 +140,18 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
                 }
             }
             Place::Layout { domain, dir, name } => {
-                if let Some(loaded) = load_toml::<raw_legacy::RawLayout>(source, FileKind::Legacy, &mut diags) {
-                    set.layouts.push(LoadedLayout {
+                match load_toml::<raw_legacy::RawLayout>(source, FileKind::Legacy, &mut diags) {
+                    Some(loaded) => set.layouts.push(LoadedLayout {
                         domain,
                         name,
                         dir,
                         doc: loaded.doc,
                         raw: loaded.raw,
-                    });
+                    }),
+                    // Routes naming it stay quiet: its errors are reported already.
+                    None => {
+                        set.unparsed.insert(path);
+                    }
                 }
             }
             Place::CatalogueJson => match Document::from_json(source) {
