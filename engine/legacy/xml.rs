@@ -818,6 +818,9 @@ impl Writer<'_> {
                     .conv
                     .to_text(value, scope)
                     .map_err(|d| EncodeError::new(at(), d))?;
+                if text.chars().any(|c| c < ' ' && !matches!(c, '\t' | '\n' | '\r')) {
+                    return Err(EncodeError::new(at(), "contains a control character XML cannot carry"));
+                }
                 if let Some(indicator) = &field.conv.indicator {
                     let negative = read_indicator(indicator, scope)
                         .map_err(|d| EncodeError::new(format!("{}{}", self.pointer, indicator.target.pointer()), d))?;
