@@ -33,7 +33,12 @@ fn decimal(mantissa: i64, scale: u32) -> String {
     let unit = 10i64.pow(scale);
     let sign = if mantissa < 0 { "-" } else { "" };
     let m = mantissa.unsigned_abs();
-    format!("{sign}{}.{:0width$}", m / unit as u64, m % unit as u64, width = scale as usize)
+    format!(
+        "{sign}{}.{:0width$}",
+        m / unit as u64,
+        m % unit as u64,
+        width = scale as usize
+    )
 }
 
 const USAGES: [&str; 3] = ["display", "comp-3", "comp"];

@@ -513,6 +513,7 @@ impl<'d> Cx<'d> {
                         code: None,
                         repeat: Repeat::Once,
                         target: None,
+                        members: layout::members(&items),
                         items,
                         slots: self.slots,
                     }],
@@ -663,6 +664,7 @@ impl<'d> Cx<'d> {
                 code,
                 repeat,
                 target,
+                members: layout::members(&items),
                 items,
                 slots: self.slots,
             });
@@ -1096,6 +1098,7 @@ impl<'d> Cx<'d> {
             occurs,
             depending_on: depending_on.map(|(_, slot)| slot),
             target,
+            members: layout::members(&items),
             items,
         });
         Some((group, count))

@@ -353,13 +353,32 @@ pub fn amount_for_currency(text: &str, exponent: u8, code: &str) -> Result<Strin
             },
         ));
     }
-    let mut digits: Vec<u8> = Vec::with_capacity(parsed.int.len() + places);
-    digits.extend_from_slice(parsed.int.as_bytes());
-    digits.extend(significant.bytes());
-    digits.extend(std::iter::repeat_n(b'0', places - significant.len()));
-    let mut out = String::new();
-    write_decimal(&mut out, parsed.negative, &digits, places);
-    Ok(out)
+    Ok(normalize_decimal(&parsed, Some(places)))
+}
+
+/// A parsed decimal as canonical text: no leading zeros, and `places` fraction digits
+/// (padded with zeros; the caller has checked no significant digit is dropped), or its
+/// own fraction when `None`. One allocation.
+pub fn normalize_decimal(d: &DecimalText<'_>, places: Option<usize>) -> String {
+    let frac = match places {
+        Some(p) => &d.frac[..p.min(d.frac.len())],
+        None => d.frac,
+    };
+    let places = places.unwrap_or(d.frac.len());
+    let zero = d.int.is_empty() && frac.bytes().all(|b| b == b'0');
+    let mut out = String::with_capacity(d.int.len() + places + 3);
+    if d.negative && !zero {
+        out.push('-');
+    }
+    out.push_str(if d.int.is_empty() { "0" } else { d.int });
+    if places > 0 {
+        out.push('.');
+        out.push_str(frac);
+        for _ in frac.len()..places {
+            out.push('0');
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -475,12 +494,19 @@ fn window(yy: u16) -> u16 {
 }
 
 /// Reads the number in `text[range]`, or says which bytes are not digits.
-fn number(text: &str, at: usize, len: usize, what: &str) -> Result<u16, ConvError> {
-    let part = text.get(at..at + len).ok_or_else(|| ConvError::new(at, len, what))?;
-    if let Some(i) = part.bytes().position(|b| !b.is_ascii_digit()) {
-        return Err(ConvError::new(at + i, 1, what));
+fn number(text: &str, at: usize, len: usize, what: &'static str, format: DateFormat) -> Result<u16, ConvError> {
+    // The message is only built on failure: dates are decoded on the hot path.
+    let fail =
+        |at: usize, len: usize| ConvError::new(at, len, format!("{what} ({})", DateFormat::NAMES[format as usize]));
+    let part = text.get(at..at + len).ok_or_else(|| fail(at, len))?;
+    let mut value: u16 = 0;
+    for (i, b) in part.bytes().enumerate() {
+        if !b.is_ascii_digit() {
+            return Err(fail(at + i, 1));
+        }
+        value = value * 10 + u16::from(b - b'0');
     }
-    part.parse().map_err(|_| ConvError::new(at, len, what))
+    Ok(value)
 }
 
 /// Whether a legacy date is "no date": all zeros or all spaces, as cores write them.
@@ -495,19 +521,19 @@ pub fn parse_date(text: &str, format: DateFormat) -> Result<Date, ConvError> {
         return Err(ConvError::new(0, text.len(), expected("a date")));
     }
     let (year, year_at, year_len, month_day) = match format {
-        DateFormat::Yyyymmdd => (number(text, 0, 4, &expected("a year"))?, 0, 4, Some((4, 6))),
-        DateFormat::Yymmdd => (window(number(text, 0, 2, &expected("a year"))?), 0, 2, Some((2, 4))),
-        DateFormat::Ddmmyy => (window(number(text, 4, 2, &expected("a year"))?), 4, 2, Some((2, 0))),
-        DateFormat::Ddmmyyyy => (number(text, 4, 4, &expected("a year"))?, 4, 4, Some((2, 0))),
-        DateFormat::Yyddd => (window(number(text, 0, 2, &expected("a year"))?), 0, 2, None),
-        DateFormat::Yyyyddd => (number(text, 0, 4, &expected("a year"))?, 0, 4, None),
+        DateFormat::Yyyymmdd => (number(text, 0, 4, "a year", format)?, 0, 4, Some((4, 6))),
+        DateFormat::Yymmdd => (window(number(text, 0, 2, "a year", format)?), 0, 2, Some((2, 4))),
+        DateFormat::Ddmmyy => (window(number(text, 4, 2, "a year", format)?), 4, 2, Some((2, 0))),
+        DateFormat::Ddmmyyyy => (number(text, 4, 4, "a year", format)?, 4, 4, Some((2, 0))),
+        DateFormat::Yyddd => (window(number(text, 0, 2, "a year", format)?), 0, 2, None),
+        DateFormat::Yyyyddd => (number(text, 0, 4, "a year", format)?, 0, 4, None),
         DateFormat::Cyymmdd => {
-            let century = number(text, 0, 1, &expected("a century digit 0 or 1"))?;
+            let century = number(text, 0, 1, "a century digit 0 or 1", format)?;
             if century > 1 {
                 return Err(ConvError::new(0, 1, expected("a century digit 0 or 1")));
             }
             (
-                1900 + 100 * century + number(text, 1, 2, &expected("a year"))?,
+                1900 + 100 * century + number(text, 1, 2, "a year", format)?,
                 0,
                 3,
                 Some((3, 5)),
@@ -519,7 +545,7 @@ pub fn parse_date(text: &str, format: DateFormat) -> Result<Date, ConvError> {
                     return Err(ConvError::new(at, 1, expected("a date")));
                 }
             }
-            (number(text, 0, 4, &expected("a year"))?, 0, 4, Some((5, 8)))
+            (number(text, 0, 4, "a year", format)?, 0, 4, Some((5, 8)))
         }
     };
     if year == 0 {
@@ -527,12 +553,12 @@ pub fn parse_date(text: &str, format: DateFormat) -> Result<Date, ConvError> {
     }
     match month_day {
         Some((month_at, day_at)) => {
-            let month = number(text, month_at, 2, &expected("a month"))?;
+            let month = number(text, month_at, 2, "a month", format)?;
             if !(1..=12).contains(&month) {
                 return Err(ConvError::new(month_at, 2, expected("a month 01-12")));
             }
             let month = month as u8;
-            let day = number(text, day_at, 2, &expected("a day"))?;
+            let day = number(text, day_at, 2, "a day", format)?;
             if day == 0 || day > u16::from(days_in_month(year, month)) {
                 return Err(ConvError::new(day_at, 2, expected("a day of that month")));
             }
@@ -544,7 +570,7 @@ pub fn parse_date(text: &str, format: DateFormat) -> Result<Date, ConvError> {
         }
         None => {
             let ordinal_at = year_len;
-            let ordinal = number(text, ordinal_at, 3, &expected("a day of the year"))?;
+            let ordinal = number(text, ordinal_at, 3, "a day of the year", format)?;
             from_day_of_year(year, ordinal)
                 .ok_or_else(|| ConvError::new(ordinal_at, 3, expected("a day of the year 001-365 (366 in leap years)")))
         }
@@ -574,7 +600,18 @@ pub fn format_date(date: Date, format: DateFormat) -> Option<String> {
 
 /// The JSON form of a date: ISO 8601 date, or midnight UTC as a date-time.
 pub fn iso_date(date: Date, with_time: bool) -> String {
-    let mut out = format_date(date, DateFormat::Iso).unwrap_or_default();
+    let mut out = String::with_capacity(20);
+    let digit = |n: u16| char::from(b'0' + (n % 10) as u8);
+    let y = date.year;
+    for n in [y / 1000, y / 100, y / 10, y] {
+        out.push(digit(n));
+    }
+    out.push('-');
+    out.push(digit(u16::from(date.month) / 10));
+    out.push(digit(u16::from(date.month)));
+    out.push('-');
+    out.push(digit(u16::from(date.day) / 10));
+    out.push(digit(u16::from(date.day)));
     if with_time {
         out.push_str("T00:00:00Z");
     }

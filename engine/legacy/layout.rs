@@ -53,6 +53,8 @@ pub struct Record {
     pub items: Vec<Item>,
     /// Fields kept by name for OCCURS DEPENDING ON and joins.
     pub slots: usize,
+    /// How many members the record's JSON object has, to size it once.
+    pub members: usize,
 }
 
 /// One entry of a record, in order.
@@ -126,6 +128,41 @@ pub struct Group {
     /// The JSON array; absent for groups of fillers.
     pub target: Option<JsonPath>,
     pub items: Vec<Item>,
+    /// How many members each occurrence's JSON object has.
+    pub members: usize,
+}
+
+/// The number of distinct top-level JSON members `items` write, for sizing objects.
+pub fn members(items: &[Item]) -> usize {
+    fn walk<'a>(items: &'a [Item], names: &mut Vec<&'a str>) {
+        let add = |path: &'a JsonPath, names: &mut Vec<&'a str>| {
+            if let Some(first) = path.segments().first() {
+                if !names.contains(&&**first) {
+                    names.push(first);
+                }
+            }
+        };
+        for item in items {
+            match item {
+                Item::Field(f) => {
+                    if let Some(t) = &f.target {
+                        add(t, names);
+                    }
+                    if let Some(i) = &f.conv.indicator {
+                        add(&i.target, names);
+                    }
+                }
+                Item::Group(g) => match &g.target {
+                    Some(t) => add(t, names),
+                    None => walk(&g.items, names),
+                },
+                Item::Const { target, .. } | Item::Template { target, .. } => add(target, names),
+            }
+        }
+    }
+    let mut names = Vec::new();
+    walk(items, &mut names);
+    names.len()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -292,7 +329,7 @@ impl<'a> Decoder<'a> {
         for slot in &mut self.slots {
             *slot = None;
         }
-        let mut object = Map::new();
+        let mut object = Map::with_capacity(record.members);
         self.items(&record.items, &mut object)?;
         Ok(object)
     }
@@ -364,7 +401,7 @@ impl<'a> Decoder<'a> {
                 let mut array = Vec::with_capacity(count);
                 for k in 0..count {
                     self.context.push((&group.name, Some(k)));
-                    let mut element = Map::new();
+                    let mut element = Map::with_capacity(group.members);
                     self.items(&group.items, &mut element)?;
                     self.context.pop();
                     array.push(Value::Object(element));

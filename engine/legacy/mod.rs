@@ -244,23 +244,28 @@ impl JsonPath {
         current.get(&**last).filter(|v| !v.is_null())
     }
 
-    /// Sets the value, creating intermediate objects.
+    /// Sets the value, creating intermediate objects. Keys are only allocated for members
+    /// not there yet: this runs once per field on the hot path.
     pub fn insert(&self, object: &mut Map<String, Value>, value: Value) {
         let Some((last, parents)) = self.segments.split_last() else {
             return;
         };
         let mut current = object;
         for segment in parents {
-            let entry = current
-                .entry(String::from(&**segment))
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
+            if !matches!(current.get(&**segment), Some(Value::Object(_))) {
+                current.insert(String::from(&**segment), Value::Object(Map::new()));
             }
-            let Value::Object(next) = entry else { return };
+            let Some(Value::Object(next)) = current.get_mut(&**segment) else {
+                return;
+            };
             current = next;
         }
-        current.insert(String::from(&**last), value);
+        match current.get_mut(&**last) {
+            Some(slot) => *slot = value,
+            None => {
+                current.insert(String::from(&**last), value);
+            }
+        }
     }
 
     /// Removes the member, if it is there.
@@ -413,15 +418,7 @@ impl Conv {
             JsonType::Decimal => {
                 let rendered = match currency {
                     Some((code, exponent)) => amount_for_currency(text, exponent, code)?,
-                    None => {
-                        let d = DecimalText::parse(text)?;
-                        let mut digits = Vec::with_capacity(d.int.len() + d.frac.len());
-                        digits.extend_from_slice(d.int.as_bytes());
-                        digits.extend_from_slice(d.frac.as_bytes());
-                        let mut out = String::with_capacity(digits.len() + 2);
-                        convert::write_decimal(&mut out, d.negative, &digits, d.frac.len());
-                        out
-                    }
+                    None => convert::normalize_decimal(&DecimalText::parse(text)?, None),
                 };
                 Ok(Some(Value::String(rendered)))
             }
