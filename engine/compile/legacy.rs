@@ -803,6 +803,8 @@ impl<'d> Cx<'d> {
     ) -> Vec<Item> {
         let mut items: Vec<Item> = Vec::with_capacity(raws.len());
         let mut level = Level::default();
+        // (item index, byte offset in this level) of fields at a fixed place.
+        let mut starts: Vec<(usize, Option<usize>)> = Vec::new();
         for (i, raw) in raws.iter().enumerate() {
             let p = format!("{base}/{i}");
             for (key, present) in [("xml", raw.xml.is_some())] {
@@ -832,9 +834,12 @@ impl<'d> Cx<'d> {
                 }
                 continue;
             }
+            let was_variable = *variable;
             if let Some(field) = self.fixed_field(raw, &p, scope, pos, variable, records) {
                 let numeric = field.kind != Kind::Alnum && field.kind != Kind::Filler;
                 self.declare(&mut level, raw, &p, index, numeric);
+                // fixed_field leaves `pos` at the field's end.
+                starts.push((items.len(), (!was_variable).then(|| pos.saturating_sub(field.len))));
                 items.push(Item::Field(field));
             }
         }
@@ -843,6 +848,7 @@ impl<'d> Cx<'d> {
                 f.slot = Some(slot);
             }
         }
+        link_currencies(&mut items, &starts);
         items
     }
 
@@ -1105,6 +1111,34 @@ impl<'d> Cx<'d> {
     }
 }
 
+/// An amount whose currency is a text field beside it, at a fixed distance, reads the code
+/// straight from the record instead of waiting for the whole object to be read.
+fn link_currencies(items: &mut [Item], starts: &[(usize, Option<usize>)]) {
+    let start_of = |index: usize| starts.iter().find(|(i, _)| *i == index).and_then(|(_, s)| *s);
+    let mut links = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Item::Field(field) = item else { continue };
+        let Some(Currency::Path(path)) = &field.conv.currency else {
+            continue;
+        };
+        let sibling = items.iter().enumerate().find_map(|(j, other)| match other {
+            Item::Field(f) if f.kind == Kind::Alnum && f.target.as_ref() == Some(path) && f.conv.codes.is_none() => {
+                Some((j, f.len, f.conv.trim))
+            }
+            _ => None,
+        });
+        let Some((j, len, trim)) = sibling else { continue };
+        if let (Some(code_at), Some(amount_at)) = (start_of(j), start_of(index)) {
+            links.push((index, code_at as isize - amount_at as isize, len, trim));
+        }
+    }
+    for (index, delta, len, trim) in links {
+        if let Some(Item::Field(f)) = items.get_mut(index) {
+            f.currency_at = Some(layout::CurrencyAt { delta, len, trim });
+        }
+    }
+}
+
 fn has_targets(items: &[Item]) -> bool {
     items.iter().any(|item| match item {
         Item::Field(f) => f.target.is_some(),
@@ -1300,6 +1334,7 @@ impl Cx<'_> {
             constant,
             slot: None,
             count,
+            currency_at: None,
         })
     }
 

@@ -202,12 +202,32 @@ const CURRENCIES: &[(&str, u8)] = &[
     ("ZWG", 2),
 ];
 
+/// A currency code as a number, for lookups without string comparisons.
+const fn code_key(code: &[u8]) -> u32 {
+    if code.len() != 3 {
+        return 0;
+    }
+    (code[0] as u32) << 16 | (code[1] as u32) << 8 | code[2] as u32
+}
+
+/// `CURRENCIES` keyed by `code_key`, in the same (sorted) order.
+const CURRENCY_KEYS: [(u32, u8); CURRENCIES.len()] = {
+    let mut out = [(0u32, 0u8); CURRENCIES.len()];
+    let mut i = 0;
+    while i < CURRENCIES.len() {
+        out[i] = (code_key(CURRENCIES[i].0.as_bytes()), CURRENCIES[i].1);
+        i += 1;
+    }
+    out
+};
+
 /// The number of decimal places of an ISO 4217 currency, or `None` for an unknown code.
 pub fn currency_exponent(code: &str) -> Option<u8> {
-    CURRENCIES
-        .binary_search_by(|(c, _)| (*c).cmp(code))
+    let key = code_key(code.as_bytes());
+    CURRENCY_KEYS
+        .binary_search_by_key(&key, |(k, _)| *k)
         .ok()
-        .and_then(|i| CURRENCIES.get(i))
+        .and_then(|i| CURRENCY_KEYS.get(i))
         .map(|(_, e)| *e)
 }
 

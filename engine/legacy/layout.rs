@@ -116,6 +116,17 @@ pub struct Field {
     pub constant: Option<Box<[u8]>>,
     pub slot: Option<usize>,
     pub count: Option<Count>,
+    /// Where the amount's currency code sits, relative to this field, when it is a text
+    /// field at a fixed distance: read directly, no waiting for the whole object.
+    pub currency_at: Option<CurrencyAt>,
+}
+
+/// A currency code's place relative to its amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrencyAt {
+    pub delta: isize,
+    pub len: usize,
+    pub trim: super::convert::Trim,
 }
 
 /// OCCURS n, or OCCURS 0 TO n DEPENDING ON a count field.
@@ -177,6 +188,8 @@ struct Decoder<'a> {
     slots: Vec<Option<Value>>,
     counts: Vec<u64>,
     text: String,
+    /// A currency code read beside its amount.
+    code: String,
     digits: Digits,
     /// Records read so far, per record type.
     seen: Vec<u64>,
@@ -196,6 +209,7 @@ impl FixedLayout {
             slots: vec![None; slots],
             counts: vec![0; slots],
             text: String::with_capacity(64),
+            code: String::with_capacity(8),
             digits: Digits::default(),
             seen: vec![0; self.records.len()],
             current: 0,
@@ -534,7 +548,27 @@ impl<'a> Decoder<'a> {
             _ => text,
         };
         let unsigned = apply_indicator(&field.conv, trimmed, out);
-        if matches!(field.conv.currency, Some(Currency::Path(_))) {
+        let mut linked: Option<(&str, u8)> = None;
+        if let Some(link) = &field.currency_at {
+            let at = start.checked_add_signed(link.delta).unwrap_or(usize::MAX);
+            let code_bytes = self.data.get(at..at.saturating_add(link.len)).unwrap_or(&[]);
+            self.code.clear();
+            if let Err(i) = self.charset.decode_into(code_bytes, &mut self.code) {
+                let found = Found::bytes(code_bytes.get(i..=i).unwrap_or(&[]));
+                return Err(self.error(at + i, &field.name, "a printable currency code", found));
+            }
+            let code = link.trim.apply(&self.code);
+            if !code.is_empty() {
+                match super::convert::currency_exponent(code) {
+                    Some(e) => linked = Some((code, e)),
+                    None => {
+                        let found = Found::bytes(code_bytes);
+                        return Err(self.error(at, &field.name, "a currency code ISO 4217 knows", found));
+                    }
+                }
+            }
+        }
+        if field.currency_at.is_none() && matches!(field.conv.currency, Some(Currency::Path(_))) {
             // Hold the member's place, so JSON follows the layout's order.
             if let Some(target) = &field.target {
                 target.insert(out, Value::Null);
@@ -548,7 +582,7 @@ impl<'a> Decoder<'a> {
         }
         let currency = match &field.conv.currency {
             Some(Currency::Fixed(code, e)) => Some((&**code, *e)),
-            _ => None,
+            _ => linked,
         };
         match field.conv.to_json(unsigned, currency) {
             Ok(Some(value)) => {
@@ -906,6 +940,7 @@ impl Field {
             constant: None,
             slot: None,
             count: None,
+            currency_at: None,
         }
     }
 }

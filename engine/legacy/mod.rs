@@ -260,12 +260,8 @@ impl JsonPath {
             };
             current = next;
         }
-        match current.get_mut(&**last) {
-            Some(slot) => *slot = value,
-            None => {
-                current.insert(String::from(&**last), value);
-            }
-        }
+        // An existing member keeps its place (indexmap), so a placeholder is filled in place.
+        current.insert(String::from(&**last), value);
     }
 
     /// Removes the member, if it is there.
