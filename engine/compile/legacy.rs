@@ -514,6 +514,7 @@ impl<'d> Cx<'d> {
                         repeat: Repeat::Once,
                         target: None,
                         members: layout::members(&items),
+                        max_len: pos,
                         items,
                         slots: self.slots,
                     }],
@@ -665,6 +666,7 @@ impl<'d> Cx<'d> {
                 repeat,
                 target,
                 members: layout::members(&items),
+                max_len: pos,
                 items,
                 slots: self.slots,
             });

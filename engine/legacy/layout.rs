@@ -55,6 +55,8 @@ pub struct Record {
     pub slots: usize,
     /// How many members the record's JSON object has, to size it once.
     pub members: usize,
+    /// Its length with every OCCURS at its maximum, to size arrays of records.
+    pub max_len: usize,
 }
 
 /// One entry of a record, in order.
@@ -233,7 +235,15 @@ impl FixedLayout {
         };
 
         let mut singles: Vec<Option<Map<String, Value>>> = self.records.iter().map(|_| None).collect();
-        let mut many: Vec<Vec<Value>> = self.records.iter().map(|_| Vec::new()).collect();
+        // Sized for the most records the data could hold, so the arrays never grow.
+        let mut many: Vec<Vec<Value>> = self
+            .records
+            .iter()
+            .map(|r| match r.repeat {
+                Repeat::Many => Vec::with_capacity(data.len() / r.max_len.max(1)),
+                _ => Vec::new(),
+            })
+            .collect();
         let mut last = 0usize;
         while d.pos < data.len() {
             let at = d.pos + discriminator.offset;
