@@ -289,7 +289,8 @@ fn unknown_record_types_and_wrong_trailer_counts_are_refused() {
     assert_eq!((e.offset, e.field.as_str()), (280, "trailer"));
     // Records out of order: a detail after the trailer.
     let mut bytes = list_bytes("00002", "");
-    bytes.extend_from_slice(&bytes[40..160].to_vec());
+    let detail = bytes[40..160].to_vec();
+    bytes.extend_from_slice(&detail);
     let e = record_error(codec.decode(&bytes));
     assert_eq!(e.offset, 320);
     assert!(e.expected.contains("no more records"), "{}", e.expected);

@@ -65,7 +65,7 @@ pub fn compile_layout(name: &str, doc: &Document, raw: &RawLayout, diags: &mut D
     cx.code_tables(raw);
     let format = match raw.format {
         RawLayoutFormat::Fixed => cx.fixed(raw).map(Format::Fixed),
-        RawLayoutFormat::Xml => cx.xml(raw).map(Format::Xml),
+        RawLayoutFormat::Xml => cx.xml(raw).map(|m| Format::Xml(Box::new(m))),
     };
     if cx.diags.error_count() > before {
         return None;
@@ -674,10 +674,7 @@ impl<'d> Cx<'d> {
         Some(FixedLayout {
             charset: self.charset,
             records: compiled,
-            discriminator: discriminator.map(|(d, _)| d).or_else(|| {
-                // One record type with record_type: still checked on every record.
-                None
-            }),
+            discriminator: discriminator.map(|(d, _)| d),
         })
     }
 
@@ -1712,7 +1709,7 @@ impl Cx<'_> {
         base: &str,
         scope: &Scope,
         space: &Namespaces,
-        groups: &HashMap<String, (Option<JsonPath>, Vec<(String, JsonPath)>)>,
+        groups: &Groups,
         top: bool,
     ) -> Vec<XItem> {
         let mut items: Vec<XItem> = Vec::with_capacity(raws.len());
@@ -1843,13 +1840,7 @@ impl Cx<'_> {
         items
     }
 
-    fn compute(
-        &mut self,
-        kind: RawCompute,
-        of: Option<&str>,
-        p: &str,
-        groups: &HashMap<String, (Option<JsonPath>, Vec<(String, JsonPath)>)>,
-    ) -> Option<Compute> {
+    fn compute(&mut self, kind: RawCompute, of: Option<&str>, p: &str, groups: &Groups) -> Option<Compute> {
         if kind == RawCompute::Now {
             return Some(Compute::Now);
         }
@@ -1924,6 +1915,9 @@ impl Cx<'_> {
     }
 }
 
+/// Groups by name: their JSON array (if any) and their named, mapped fields.
+type Groups = HashMap<String, (Option<JsonPath>, Vec<(String, JsonPath)>)>;
+
 /// The namespaces a mapping's names resolve against.
 struct Namespaces {
     default: Option<String>,
@@ -1932,7 +1926,7 @@ struct Namespaces {
 
 /// Groups a computed count or sum may name: those at the body's top level (inside groups
 /// without `json` at most), with their named, mapped fields.
-fn collect_groups(raws: &[RawField], out: &mut HashMap<String, (Option<JsonPath>, Vec<(String, JsonPath)>)>) {
+fn collect_groups(raws: &[RawField], out: &mut Groups) {
     for raw in raws {
         let Some(fields) = &raw.fields else { continue };
         let target = raw.json.as_deref().and_then(JsonPath::parse);

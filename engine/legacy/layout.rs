@@ -642,7 +642,7 @@ impl<'a> Decoder<'a> {
 
 /// The offending bytes of a conversion error: `(index in the field, found)`.
 fn conv_found(field: &Field, bytes: &[u8], text: &str, e: &ConvError, leading: usize) -> (usize, Found) {
-    if matches!(field.conv.currency, Some(_)) && field.conv.json_type == JsonType::Decimal {
+    if field.conv.currency.is_some() && field.conv.json_type == JsonType::Decimal {
         return (0, Found::Other("decimal places its currency does not have"));
     }
     let at = e.at.min(text.len());

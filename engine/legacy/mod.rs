@@ -44,7 +44,7 @@ pub struct Codec {
 #[derive(Debug)]
 pub enum Format {
     Fixed(layout::FixedLayout),
-    Xml(xml::XmlMapping),
+    Xml(Box<xml::XmlMapping>),
 }
 
 impl Codec {
