@@ -451,6 +451,17 @@ fields = [
 ]
 "#;
 
+const XML_LAYOUT: &str = r#"format = "xml"
+root = "Accounts"
+namespace = "urn:test"
+fields = [
+  { xml = "N", compute = "count", of = "accts" },
+  { name = "accts", xml = "Acct", json = "accounts", fields = [
+    { xml = "Id", json = "id" },
+  ] },
+]
+"#;
+
 /// "line:col" of the first occurrence of `needle` in `text`.
 fn locate(text: &str, needle: &str) -> String {
     let at = text.find(needle).unwrap_or_else(|| panic!("{needle} not in {text}"));
@@ -535,6 +546,62 @@ fn layout_errors_name_file_line_and_column() {
             "response = \"lst\"",
             "unknown-layout",
             "product:\"lst\"",
+            0,
+        ),
+        (
+            "a gap before a field",
+            LIST_LAYOUT
+                .replace("json = \"accounts\", fields", "offset = 3, json = \"accounts\", fields")
+                .replace("length = 10", "length = 11"),
+            "response = \"list\"",
+            "field-gap",
+            "3, json = \"accounts\"",
+            0,
+        ),
+        (
+            "unknown code table",
+            LIST_LAYOUT.replace("json = \"id\"", "json = \"id\", codes = \"kinds\""),
+            "response = \"list\"",
+            "unknown-code-table",
+            "\"kinds\"",
+            0,
+        ),
+        (
+            "unknown currency",
+            LIST_LAYOUT.replace(
+                "json = \"id\"",
+                "json = \"id\", json_type = \"decimal\", currency_code = \"XYZ\"",
+            ),
+            "response = \"list\"",
+            "invalid-currency",
+            "\"XYZ\"",
+            0,
+        ),
+        (
+            "an xml key in a fixed layout",
+            LIST_LAYOUT.replace(
+                "{ name = \"count\", pic = \"9(2)\" }",
+                "{ name = \"count\", pic = \"9(2)\", xml = \"N\" }",
+            ),
+            "response = \"list\"",
+            "not-for-format",
+            "xml = ",
+            0,
+        ),
+        (
+            "an undeclared namespace prefix",
+            XML_LAYOUT.replace("xml = \"Id\"", "xml = \"p:Acct/Id\""),
+            "response = \"list\"",
+            "unknown-prefix",
+            "\"p:Acct/Id\"",
+            0,
+        ),
+        (
+            "a count of no group",
+            XML_LAYOUT.replace("of = \"accts\"", "of = \"acct\""),
+            "response = \"list\"",
+            "invalid-compute",
+            "\"acct\"",
             0,
         ),
     ];

@@ -485,17 +485,17 @@ impl<'a> Decoder<'a> {
                     return Err(self.error(start + i, &field.name, "a printable character", found));
                 }
             }
-            Kind::Zoned { signed, digits, .. } => {
+            Kind::Zoned { signed, .. } => {
                 let result = fields::decode_zoned(bytes, self.charset, signed, &mut self.digits);
-                self.check(result, bytes, start, field, digits)?;
+                self.check(result, bytes, start, field)?;
             }
             Kind::Packed { signed, digits, .. } => {
                 let result = fields::decode_packed(bytes, digits, signed, &mut self.digits);
-                self.check(result, bytes, start, field, digits)?;
+                self.check(result, bytes, start, field)?;
             }
             Kind::Binary { signed, digits, .. } => {
                 let result = fields::decode_binary(bytes, digits, signed, &mut self.digits);
-                self.check(result, bytes, start, field, digits)?;
+                self.check(result, bytes, start, field)?;
             }
         }
         if let Some((_, _, scale)) = numeric {
@@ -617,14 +617,8 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn check(
-        &self,
-        result: Result<(), Fault>,
-        bytes: &[u8],
-        start: usize,
-        field: &Field,
-        _digits: usize,
-    ) -> Result<(), RecordError> {
+    /// A field codec's fault as a record error at the offending byte.
+    fn check(&self, result: Result<(), Fault>, bytes: &[u8], start: usize, field: &Field) -> Result<(), RecordError> {
         match result {
             Ok(()) => Ok(()),
             Err(fault) => {
