@@ -16,6 +16,7 @@ pub mod compile;
 pub mod diagnostics;
 pub mod identity;
 pub mod limits;
+pub mod legacy;
 pub mod pipeline;
 pub mod policy;
 pub mod problem;

@@ -134,6 +134,8 @@ pub struct RoutePlan {
     pub response_projection: Option<Arc<Projection>>,
     /// The response plan with each masking profile's rules attached, by profile index.
     pub masked_projections: Vec<Option<Arc<Projection>>>,
+    /// The core's legacy formats, when it does not speak JSON (phases 7 and 9).
+    pub legacy: Option<Arc<crate::legacy::RouteCodec>>,
 }
 
 /// The scope a route requires, resolved to its index in the access table.
@@ -320,6 +322,11 @@ impl Pipeline {
                     }
                     None => bytes,
                 };
+                // The validated JSON becomes the record the core expects.
+                let bytes = match &route.legacy {
+                    Some(legacy) => legacy.encode_request(&bytes)?,
+                    None => bytes,
+                };
                 replay = Some(bytes.clone());
                 crate::body::full(bytes)
             }
@@ -351,6 +358,10 @@ impl Pipeline {
                     return Ok(replayed);
                 }
             }
+        }
+
+        if let Some(legacy) = &route.legacy {
+            legacy.upstream_headers(&mut parts.headers);
         }
 
         // 8. upstream, or the sandbox mock (which reads the body under the same limits).
@@ -389,9 +400,13 @@ impl Pipeline {
             }
         };
 
-        // 9. response: default deny, a 2xx from the core carries only the members its
-        //    schema declares; then lifecycle headers.
-        //    Masking follows the partner's profile (plans compiled per profile).
+        // 9. response: the core's legacy format becomes JSON (a record that does not match
+        //    its layout is 502); default deny, a 2xx from the core carries only the members
+        //    its schema declares, masked as the partner's profile says (plans compiled per
+        //    profile); then lifecycle headers.
+        if let (Target::Upstream(_), Some(legacy)) = (target, &route.legacy) {
+            response = legacy.decode_response(response, &route.id).await?;
+        }
         let plan = match partner.masking {
             Some(profile) => route.masked_projections.get(profile).and_then(Option::as_ref),
             None => route.response_projection.as_ref(),

@@ -74,6 +74,13 @@ pub enum Problem {
     IdempotencyKeyReused,
     /// A call with this idempotency key is still being processed.
     IdempotencyKeyInFlight,
+    /// A valid body holds a value the core's legacy format cannot carry (a JPY amount with
+    /// decimals, a name longer than its field); one entry per value.
+    UnsupportedValue { errors: std::sync::Arc<[Violation]> },
+    /// The core answered with a record that does not match its layout.
+    BadUpstreamRecord,
+    /// The core refused the request with a SOAP fault.
+    UpstreamFault,
 }
 
 /// One schema violation: where (RFC 6901 JSON pointer into the body) and what.
@@ -110,6 +117,8 @@ impl Problem {
             Problem::IdempotencyKeyMissing | Problem::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Problem::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Problem::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            Problem::UnsupportedValue { .. } => StatusCode::BAD_REQUEST,
+            Problem::BadUpstreamRecord | Problem::UpstreamFault => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -145,6 +154,9 @@ impl Problem {
             Problem::InvalidIdempotencyKey => "invalid-idempotency-key",
             Problem::IdempotencyKeyReused => "idempotency-key-reused",
             Problem::IdempotencyKeyInFlight => "idempotency-key-in-flight",
+            Problem::UnsupportedValue { .. } => "unsupported-value",
+            Problem::BadUpstreamRecord => "bad-upstream-record",
+            Problem::UpstreamFault => "upstream-fault",
         }
     }
 
@@ -179,6 +191,9 @@ impl Problem {
             Problem::InvalidIdempotencyKey => "Invalid idempotency key",
             Problem::IdempotencyKeyReused => "Idempotency key reused",
             Problem::IdempotencyKeyInFlight => "Request already in progress",
+            Problem::UnsupportedValue { .. } => "Value not supported",
+            Problem::BadUpstreamRecord => "Bad record upstream",
+            Problem::UpstreamFault => "Refused upstream",
         }
     }
 
@@ -241,6 +256,11 @@ impl Problem {
             Problem::IdempotencyKeyInFlight => {
                 "A request with this idempotency key is still being processed; retry once it has completed.".into()
             }
+            Problem::UnsupportedValue { .. } => {
+                "A value in the request body cannot be carried to the service behind this route; see `errors`.".into()
+            }
+            Problem::BadUpstreamRecord => "The service behind this route answered with a record the gateway could not read.".into(),
+            Problem::UpstreamFault => "The service behind this route refused the request.".into(),
         }
     }
 
@@ -297,7 +317,7 @@ impl Problem {
             instance: format!("urn:uuid:{interaction_id}"),
             interaction_id,
             errors: match self {
-                Problem::ValidationFailed { errors } => Some(errors),
+                Problem::ValidationFailed { errors } | Problem::UnsupportedValue { errors } => Some(errors),
                 _ => None,
             },
         };

@@ -1,6 +1,7 @@
-//! The command line: `serve`, `check`, `schema`.
+//! The command line: `serve`, `check`, `schema`, `explain`, `partner`, `codec`.
 
 mod check;
+mod codec;
 mod explain;
 mod partner;
 mod schema;
@@ -71,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: PartnerCommand,
     },
+    /// Try a legacy layout on a sample: decode a record to JSON, or encode JSON to a record.
+    Codec {
+        #[command(subcommand)]
+        command: codec::CodecCommand,
+    },
     /// Write the JSON Schemas of the policy file kinds, for editors (taplo).
     Schema {
         /// Directory to write the schemas and a taplo configuration into.
@@ -132,6 +138,7 @@ pub fn run() -> ExitCode {
         }
         Command::Check { root, format } => check::run(&root, format),
         Command::Schema { out, kind } => schema::run(out, kind),
+        Command::Codec { command } => codec::run(command),
         Command::Explain {
             command: ExplainCommand::Exposure { partner, root, format },
         } => {

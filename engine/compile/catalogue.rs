@@ -47,6 +47,7 @@ pub fn compile(
     diags: &mut Diagnostics,
 ) -> CatalogueParts {
     let mut schemas = SchemaFiles::new(set);
+    let mut layouts = super::legacy::Layouts::compile(set, diags);
     let mut products = Vec::new();
     let mut routes = Vec::new();
     let mut routers = [Router::default(), Router::default()];
@@ -92,8 +93,16 @@ pub fn compile(
                 access,
                 incomplete: set.incomplete,
             };
-            let Some(plan) = route_plan(raw_route, product_index, &origin, &targets, &mut schemas, &names, diags)
-            else {
+            let Some(plan) = route_plan(
+                raw_route,
+                product_index,
+                &origin,
+                &targets,
+                &mut schemas,
+                &mut layouts,
+                &names,
+                diags,
+            ) else {
                 continue;
             };
             let route_id = routes.len();
@@ -144,6 +153,7 @@ pub fn compile(
     } else {
         schemas.unused()
     };
+    layouts.report_unused(diags);
     for unused in unused {
         diags.push(
             Diagnostic::warning(
@@ -313,12 +323,14 @@ fn product_targets(
     targets
 }
 
+#[allow(clippy::too_many_arguments)] // what a route resolves against
 fn route_plan(
     raw: &RawRoute,
     product: usize,
     origin: &Origin,
     targets: &EnvMap<ProductTarget>,
     schemas: &mut SchemaFiles,
+    layouts: &mut super::legacy::Layouts,
     names: &Names,
     diags: &mut Diagnostics,
 ) -> Option<RoutePlan> {
@@ -394,6 +406,20 @@ fn route_plan(
     };
     let request_schema = schema("request_schema", &raw.request_schema, diags);
     let response_schema = schema("response_schema", &raw.response_schema, diags);
+    let legacy = raw.legacy.as_ref().and_then(|legacy| {
+        let at = |key: &str| {
+            origin.at(&if key.is_empty() {
+                "legacy".to_string()
+            } else {
+                format!("legacy/{key}")
+            })
+        };
+        let schemas = [
+            (request_schema.as_deref(), raw.request_schema.is_some()),
+            (response_schema.as_deref(), raw.response_schema.is_some()),
+        ];
+        layouts.bind(legacy, &raw.id, dir, &at, schemas, diags)
+    });
 
     let mut route_targets = EnvMap::default();
     for env in Environment::ALL {
@@ -447,5 +473,6 @@ fn route_plan(
             .map(|s| s.projection.clone()),
         response_projection: response_schema.map(|s| s.projection.clone()),
         masked_projections: Vec::new(),
+        legacy,
     })
 }

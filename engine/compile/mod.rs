@@ -10,6 +10,7 @@ mod catalogue;
 mod gateway;
 mod masking;
 mod traffic;
+pub mod legacy;
 pub mod units;
 
 use crate::diagnostics::Diagnostics;

@@ -9,6 +9,7 @@ pub mod document;
 mod json_span;
 pub mod raw;
 pub mod raw_traffic;
+pub mod raw_legacy;
 pub mod schemas;
 pub mod version;
 
@@ -54,6 +55,17 @@ pub struct LoadedProduct {
     pub raw: RawProduct,
 }
 
+/// A legacy layout file; routes of its domain name it by `name` (the file stem).
+#[derive(Debug)]
+pub struct LoadedLayout {
+    pub domain: String,
+    pub name: String,
+    /// The domain's directory relative to the root (`catalogue/<domain>`).
+    pub dir: PathBuf,
+    pub doc: Document,
+    pub raw: raw_legacy::RawLayout,
+}
+
 /// Everything read from one policy root. Files with errors are left out of the typed parts.
 #[derive(Debug)]
 pub struct PolicySet {
@@ -65,6 +77,8 @@ pub struct PolicySet {
     pub partners: Vec<Loaded<RawPartner>>,
     pub masking: Option<Loaded<RawMasking>>,
     pub products: Vec<LoadedProduct>,
+    /// Legacy layouts, `catalogue/<domain>/legacy/*.toml`.
+    pub layouts: Vec<LoadedLayout>,
     /// Every JSON file in the catalogue that parsed, by path relative to the root.
     pub json: BTreeMap<PathBuf, Document>,
     /// Files that exist but did not parse; their errors are already reported.
@@ -102,6 +116,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         partners: Vec::new(),
         masking: None,
         products: Vec::new(),
+        layouts: Vec::new(),
         json: BTreeMap::new(),
         unparsed: BTreeSet::new(),
         incomplete: false,
@@ -132,6 +147,21 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
                         doc: loaded.doc,
                         raw: loaded.raw,
                     });
+                }
+            }
+            Place::Layout { domain, dir, name } => {
+                match load_toml::<raw_legacy::RawLayout>(source, FileKind::Legacy, &mut diags) {
+                    Some(loaded) => set.layouts.push(LoadedLayout {
+                        domain,
+                        name,
+                        dir,
+                        doc: loaded.doc,
+                        raw: loaded.raw,
+                    }),
+                    // Routes naming it stay quiet: its errors are reported already.
+                    None => {
+                        set.unparsed.insert(path);
+                    }
                 }
             }
             Place::CatalogueJson => match Document::from_json(source) {
@@ -180,6 +210,7 @@ enum Place {
     Partner,
     Masking,
     Product { domain: String, dir: PathBuf },
+    Layout { domain: String, dir: PathBuf, name: String },
     CatalogueJson,
     UnknownPolicyFile,
     Stray(&'static str),
@@ -200,11 +231,24 @@ fn classify(path: &Path) -> Place {
             dir: Path::new(CATALOGUE_DIR).join(domain),
         },
         [CATALOGUE_DIR, _domain, "schemas", ..] if !is_toml => Place::CatalogueJson,
+        [CATALOGUE_DIR, domain, "legacy", file] if is_toml => Place::Layout {
+            domain: (*domain).to_string(),
+            dir: Path::new(CATALOGUE_DIR).join(domain),
+            name: file.trim_end_matches(".toml").to_string(),
+        },
         [CATALOGUE_DIR, _file] => Place::Stray("products live one level down, in catalogue/<domain>/<product>.toml"),
         _ => {
-            Place::Stray("products are catalogue/<domain>/<product>.toml and schemas catalogue/<domain>/schemas/*.json")
+            Place::Stray("products are catalogue/<domain>/<product>.toml, schemas catalogue/<domain>/schemas/*.json and legacy layouts catalogue/<domain>/legacy/*.toml")
         }
     }
+}
+
+/// Parses and validates one file of a kind on its own, outside a policy set (for
+/// `tollgate codec`). `None` when it has errors, all of them in the diagnostics.
+pub fn load_file<T: DeserializeOwned>(source: SourceFile, kind: FileKind) -> (Option<Loaded<T>>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let loaded = load_toml(source, kind, &mut diags);
+    (loaded, diags)
 }
 
 fn load_toml<T: DeserializeOwned>(source: SourceFile, kind: FileKind, diags: &mut Diagnostics) -> Option<Loaded<T>> {

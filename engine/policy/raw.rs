@@ -161,6 +161,7 @@ pub struct RawRoute {
     pub rate: Option<String>,
     pub burst: Option<u32>,
     pub idempotency: Option<super::raw_traffic::RawIdempotency>,
+    pub legacy: Option<super::raw_legacy::RawRouteLegacy>,
 }
 
 /// `[[listeners]] tls` in gateway.toml.

@@ -12,16 +12,19 @@ pub enum FileKind {
     Tiers,
     Partner,
     Masking,
+    /// catalogue/<domain>/legacy/*.toml
+    Legacy,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 6] = [
+    pub const ALL: [FileKind; 7] = [
         FileKind::Gateway,
         FileKind::Product,
         FileKind::Scopes,
         FileKind::Tiers,
         FileKind::Partner,
         FileKind::Masking,
+        FileKind::Legacy,
     ];
 
     /// The name used in messages and for the schema file.
@@ -33,6 +36,7 @@ impl FileKind {
             FileKind::Tiers => "tiers",
             FileKind::Partner => "partner",
             FileKind::Masking => "masking",
+            FileKind::Legacy => "legacy",
         }
     }
 
@@ -45,6 +49,7 @@ impl FileKind {
             FileKind::Tiers => "policies/tiers.toml",
             FileKind::Partner => "policies/partners/*.toml",
             FileKind::Masking => "policies/masking.toml",
+            FileKind::Legacy => "catalogue/*/legacy/*.toml",
         }
     }
 
@@ -57,6 +62,7 @@ impl FileKind {
             FileKind::Tiers => include_str!("schemas/tiers.schema.json"),
             FileKind::Partner => include_str!("schemas/partner.schema.json"),
             FileKind::Masking => include_str!("schemas/masking.schema.json"),
+            FileKind::Legacy => include_str!("schemas/legacy.schema.json"),
         }
     }
 

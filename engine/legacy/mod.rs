@@ -1,0 +1,587 @@
+//! Legacy core formats: declarative codecs between partner JSON and the core's records.
+//!
+//! A layout file (`catalogue/<domain>/legacy/<name>.toml`) is compiled (`compile::legacy`)
+//! into a `Codec` that runs both ways:
+//! - fixed-width records described like COBOL copybooks (`layout.rs`): PIC X / 9 / S9 V9,
+//!   zoned with trailing overpunch, packed (COMP-3) and binary (COMP) fields (`fields.rs`),
+//!   OCCURS and OCCURS DEPENDING ON, record-type discriminators, ASCII or EBCDIC cp037
+//!   (`charset.rs`);
+//! - XML mapped to JSON and back (`xml.rs`): elements, attributes, namespaces, computed
+//!   ISO 20022 control totals, SOAP 1.1 envelopes and faults.
+//!
+//! Field conversions (`convert.rs`) are shared: decimal amounts checked against ISO 4217
+//! exponents, legacy dates to ISO 8601, code tables, trimming, constants and joins.
+//!
+//! A record that does not match its layout is a `RecordError` naming the offset, the field,
+//! what was expected and the offending bytes in hex, never a field's whole value: fields
+//! hold card and account numbers, and these errors are logged.
+
+pub mod charset;
+pub mod convert;
+pub mod fields;
+pub mod layout;
+pub mod pic;
+pub mod route;
+pub mod xml;
+
+use convert::{amount_for_currency, currency_exponent, CodeTable, ConvError, DateFormat, DecimalText, Trim};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use route::RouteCodec;
+
+/// A compiled layout or mapping: JSON to legacy bytes and back.
+#[derive(Debug)]
+pub struct Codec {
+    /// The layout's name (its file stem), for logs.
+    pub name: Arc<str>,
+    pub format: Format,
+}
+
+/// The wire format a codec speaks.
+#[derive(Debug)]
+pub enum Format {
+    Fixed(layout::FixedLayout),
+    Xml(Box<xml::XmlMapping>),
+}
+
+impl Codec {
+    /// Reads a legacy record (or XML document) into JSON.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        match &self.format {
+            Format::Fixed(layout) => layout.decode(bytes).map_err(DecodeError::Record),
+            Format::Xml(mapping) => mapping.decode(bytes),
+        }
+    }
+
+    /// Writes JSON as the legacy record the core expects.
+    pub fn encode(&self, value: &Value) -> Result<Vec<u8>, EncodeError> {
+        self.encode_at(value, SystemTime::now())
+    }
+
+    /// `encode` with a fixed clock, for generated timestamps (ISO 20022 `CreDtTm`).
+    pub fn encode_at(&self, value: &Value, now: SystemTime) -> Result<Vec<u8>, EncodeError> {
+        let Some(object) = value.as_object() else {
+            return Err(EncodeError::new(String::new(), "the body must be a JSON object"));
+        };
+        match &self.format {
+            Format::Fixed(layout) => layout.encode(object),
+            Format::Xml(mapping) => mapping.encode(object, now),
+        }
+    }
+
+    /// The media type the core speaks for this format, unless the route says otherwise.
+    pub fn default_media_type(&self) -> &'static str {
+        match &self.format {
+            Format::Fixed(_) => "application/octet-stream",
+            Format::Xml(mapping) if mapping.soap.is_some() => "text/xml; charset=utf-8",
+            Format::Xml(_) => "application/xml",
+        }
+    }
+
+    /// The SOAPAction header value, for SOAP mappings.
+    pub fn soap_action(&self) -> Option<&str> {
+        match &self.format {
+            Format::Xml(mapping) => mapping.soap.as_ref().map(|s| s.action.as_ref()),
+            Format::Fixed(_) => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------
+
+/// Why a legacy answer could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes do not match the layout.
+    Record(RecordError),
+    /// A SOAP fault: the service refused. Only the fault code is kept; the fault string
+    /// is the service's own text and is never passed on.
+    Fault { code: String },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Record(e) => e.fmt(f),
+            DecodeError::Fault { code } => write!(f, "SOAP fault, faultcode `{code}`"),
+        }
+    }
+}
+
+/// A record that does not match its layout: where, which field, what was expected and
+/// the offending bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// Byte offset from the start of the data.
+    pub offset: usize,
+    /// The field's path in the layout, e.g. `detail[3].amount`.
+    pub field: String,
+    pub expected: String,
+    pub found: Found,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "offset {}, field `{}`: expected {}, found {}",
+            self.offset, self.field, self.expected, self.found
+        )
+    }
+}
+
+/// What was found instead: only the offending bytes, in hex, or a description that holds
+/// no field value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// At most `MAX_FOUND_BYTES` offending bytes.
+    Bytes(Vec<u8>),
+    /// A bad nibble of a packed field, and its byte.
+    Nibble { nibble: u8, byte: u8 },
+    /// The data ended after this many bytes.
+    End { len: usize },
+    /// The data is this long.
+    Length(usize),
+    /// A count (OCCURS DEPENDING ON, record counts): never a field value.
+    Count(u64),
+    /// An XML element by name.
+    Element(String),
+    /// A description of a value without the value.
+    Other(&'static str),
+}
+
+/// At most this many offending bytes are shown.
+pub const MAX_FOUND_BYTES: usize = 4;
+
+impl Found {
+    pub fn bytes(bytes: &[u8]) -> Found {
+        Found::Bytes(bytes.iter().take(MAX_FOUND_BYTES).copied().collect())
+    }
+}
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Found::Bytes(bytes) if bytes.len() == 1 => write!(f, "byte 0x{:02X}", bytes[0]),
+            Found::Bytes(bytes) => {
+                f.write_str("bytes")?;
+                for b in bytes {
+                    write!(f, " 0x{b:02X}")?;
+                }
+                Ok(())
+            }
+            Found::Nibble { nibble, byte } => write!(f, "nibble 0x{nibble:X} in byte 0x{byte:02X}"),
+            Found::End { len } => write!(f, "the end of the data after {len} bytes"),
+            Found::Length(len) => write!(f, "{len} bytes"),
+            Found::Count(n) => write!(f, "a count of {n}"),
+            Found::Element(name) => write!(f, "element `{name}`"),
+            Found::Other(what) => f.write_str(what),
+        }
+    }
+}
+
+/// A request value the core's format cannot carry: where (RFC 6901 pointer into the
+/// partner's JSON) and why. The value itself is not repeated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError {
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl EncodeError {
+    pub fn new(pointer: String, detail: impl Into<String>) -> EncodeError {
+        EncodeError {
+            pointer,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        write!(f, "at {at}: {}", self.detail)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON targets
+// ---------------------------------------------------------------------------------------
+
+/// A dotted JSON path relative to the current object (`balance.amount`), compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath {
+    segments: Box<[Box<str>]>,
+}
+
+impl JsonPath {
+    /// Parses `a.b.c`: non-empty segments without `[`, `]` or `/`.
+    pub fn parse(text: &str) -> Option<JsonPath> {
+        let segments: Vec<Box<str>> = text.split('.').map(Box::from).collect();
+        let valid = segments
+            .iter()
+            .all(|s| !s.is_empty() && !s.contains(['[', ']', '/', ' ']));
+        valid.then(|| JsonPath {
+            segments: segments.into_boxed_slice(),
+        })
+    }
+
+    pub fn segments(&self) -> &[Box<str>] {
+        &self.segments
+    }
+
+    pub fn get<'v>(&self, object: &'v Map<String, Value>) -> Option<&'v Value> {
+        let (last, parents) = self.segments.split_last()?;
+        let mut current = object;
+        for segment in parents {
+            current = current.get(&**segment)?.as_object()?;
+        }
+        current.get(&**last).filter(|v| !v.is_null())
+    }
+
+    /// Sets the value, creating intermediate objects. Keys are only allocated for members
+    /// not there yet: this runs once per field on the hot path.
+    pub fn insert(&self, object: &mut Map<String, Value>, value: Value) {
+        let Some((last, parents)) = self.segments.split_last() else {
+            return;
+        };
+        let mut current = object;
+        for segment in parents {
+            if !matches!(current.get(&**segment), Some(Value::Object(_))) {
+                current.insert(String::from(&**segment), Value::Object(Map::new()));
+            }
+            let Some(Value::Object(next)) = current.get_mut(&**segment) else {
+                return;
+            };
+            current = next;
+        }
+        // An existing member keeps its place (indexmap), so a placeholder is filled in place.
+        current.insert(String::from(&**last), value);
+    }
+
+    /// Removes the member, if it is there.
+    pub fn remove(&self, object: &mut Map<String, Value>) {
+        let Some((last, parents)) = self.segments.split_last() else {
+            return;
+        };
+        let mut current = object;
+        for segment in parents {
+            match current.get_mut(&**segment) {
+                Some(Value::Object(next)) => current = next,
+                _ => return,
+            }
+        }
+        current.shift_remove(&**last);
+    }
+
+    /// The RFC 6901 pointer suffix: `/balance/amount`.
+    pub fn pointer(&self) -> String {
+        let mut out = String::new();
+        for s in self.segments.iter() {
+            out.push('/');
+            out.push_str(&s.replace('~', "~0").replace('/', "~1"));
+        }
+        out
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.segments.join("."))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Conversions of one value
+// ---------------------------------------------------------------------------------------
+
+/// How a field's JSON value is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonType {
+    String,
+    Integer,
+    /// A decimal as a JSON string: "1250.00".
+    Decimal,
+}
+
+/// Where an amount's currency comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Currency {
+    /// Always this code (and exponent).
+    Fixed(Box<str>, u8),
+    /// The ISO 4217 code at this path of the same object.
+    Path(JsonPath),
+}
+
+/// A numeric sign carried as a separate JSON member ("credit"/"debit").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indicator {
+    pub target: JsonPath,
+    pub positive: Box<str>,
+    pub negative: Box<str>,
+}
+
+/// The conversions a field applies between its legacy text and JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conv {
+    pub json_type: JsonType,
+    /// A legacy date format, and whether JSON has a date-time (midnight UTC).
+    pub date: Option<(DateFormat, bool)>,
+    pub codes: Option<Arc<CodeTable>>,
+    pub currency: Option<Currency>,
+    pub indicator: Option<Indicator>,
+    pub trim: Trim,
+    pub required: bool,
+}
+
+impl Default for Conv {
+    fn default() -> Self {
+        Conv {
+            json_type: JsonType::String,
+            date: None,
+            codes: None,
+            currency: None,
+            indicator: None,
+            trim: Trim::Right,
+            required: false,
+        }
+    }
+}
+
+/// Resolves a currency code to its exponent for decoding; `Err` names what is wrong.
+fn resolve_currency<'a>(
+    currency: &'a Currency,
+    scope: &'a Map<String, Value>,
+) -> Result<Option<(&'a str, u8)>, &'static str> {
+    match currency {
+        Currency::Fixed(code, exponent) => Ok(Some((code, *exponent))),
+        Currency::Path(path) => match path.get(scope) {
+            None => Ok(None),
+            Some(Value::String(code)) => currency_exponent(code)
+                .map(|e| Some((code.as_str(), e)))
+                .ok_or("a currency code ISO 4217 knows"),
+            Some(_) => Err("a currency code ISO 4217 knows"),
+        },
+    }
+}
+
+impl Conv {
+    /// Legacy text (already trimmed) -> JSON; `None` when the value is absent (an empty
+    /// date). A currency path is resolved by the caller, once the whole object is read.
+    pub fn to_json(&self, text: &str, currency: Option<(&str, u8)>) -> Result<Option<Value>, ConvError> {
+        if let Some(codes) = &self.codes {
+            return match codes.to_json(text) {
+                Some(value) => Ok(Some(Value::String(value.to_string()))),
+                // A blank code is no value, as blank text is.
+                None if text.is_empty() => Ok(None),
+                None => Err(ConvError {
+                    at: 0,
+                    len: text.len(),
+                    expected: format!("one of the codes {}", codes.codes()),
+                }),
+            };
+        }
+        if let Some((format, with_time)) = self.date {
+            if convert::is_empty_date(text) {
+                return Ok(None);
+            }
+            let date = convert::parse_date(text, format)?;
+            return Ok(Some(Value::String(convert::iso_date(date, with_time))));
+        }
+        if text.is_empty() {
+            // Blank (spaces, an empty element) is how records say "no value".
+            return Ok(None);
+        }
+        match self.json_type {
+            JsonType::String => Ok(Some(Value::String(text.to_string()))),
+            JsonType::Integer => {
+                let digits = text.strip_prefix('-').unwrap_or(text);
+                let bad = digits.bytes().position(|b| !b.is_ascii_digit());
+                match (bad, text.parse::<i64>()) {
+                    (None, Ok(n)) => Ok(Some(Value::from(n))),
+                    (bad, _) => Err(ConvError {
+                        at: bad.map(|i| i + text.len() - digits.len()).unwrap_or(0),
+                        len: 1,
+                        expected: "an integer".into(),
+                    }),
+                }
+            }
+            JsonType::Decimal => {
+                let rendered = match currency {
+                    Some((code, exponent)) => amount_for_currency(text, exponent, code)?,
+                    None => convert::normalize_decimal(&DecimalText::parse(text)?, None),
+                };
+                Ok(Some(Value::String(rendered)))
+            }
+        }
+    }
+
+    /// JSON -> legacy text. `Err` is a sentence for the partner (no value repeated).
+    pub fn to_text(&self, value: &Value, scope: &Map<String, Value>) -> Result<String, String> {
+        let as_text = |value: &Value| -> Option<String> {
+            match value {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+                _ => None,
+            }
+        };
+        if let Some(codes) = &self.codes {
+            let text = as_text(value).ok_or("expected a string")?;
+            return codes
+                .to_legacy(&text)
+                .map(str::to_string)
+                .ok_or_else(|| "this value has no code the core knows".to_string());
+        }
+        if let Some((format, with_time)) = self.date {
+            let Value::String(text) = value else {
+                return Err("expected a date string".into());
+            };
+            let date = convert::parse_iso_date(text, with_time).map_err(|_| {
+                if with_time {
+                    "expected an ISO 8601 date-time"
+                } else {
+                    "expected an ISO 8601 date (YYYY-MM-DD)"
+                }
+            })?;
+            return convert::format_date(date, format)
+                .ok_or_else(|| "the core's date format cannot hold this year".to_string());
+        }
+        match self.json_type {
+            JsonType::String => as_text(value).ok_or_else(|| "expected a string".to_string()),
+            JsonType::Integer => match value {
+                Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+                Value::String(s) if DecimalText::parse(s).is_ok_and(|d| d.frac.is_empty()) => Ok(s.clone()),
+                _ => Err("expected an integer".into()),
+            },
+            JsonType::Decimal => {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                    Value::Number(_) => {
+                        return Err("expected a decimal string such as \"1250.00\", not a JSON number".into())
+                    }
+                    _ => return Err("expected a decimal string such as \"1250.00\"".into()),
+                };
+                DecimalText::parse(&text).map_err(|_| "expected a decimal number such as \"1250.00\"".to_string())?;
+                match &self.currency {
+                    None => Ok(text),
+                    Some(currency) => {
+                        let (code, exponent) = match currency {
+                            Currency::Fixed(code, e) => (code.to_string(), *e),
+                            Currency::Path(path) => {
+                                let Some(Value::String(code)) = path.get(scope) else {
+                                    return Err(format!("the amount needs its currency at `{path}`"));
+                                };
+                                let e = currency_exponent(code)
+                                    .ok_or_else(|| format!("the currency at `{path}` is not an ISO 4217 code"))?;
+                                (code.clone(), e)
+                            }
+                        };
+                        amount_for_currency(&text, exponent, &code).map_err(|e| format!("expected {}", e.expected))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An amount read before its currency, converted once the whole object is read.
+pub(crate) struct Pending {
+    pub field: usize,
+    pub text: String,
+    /// Where the field's bytes start, for errors.
+    pub offset: usize,
+}
+
+/// Converts an amount whose currency lives elsewhere in `scope`.
+pub(crate) fn convert_with_currency(
+    conv: &Conv,
+    text: &str,
+    scope: &Map<String, Value>,
+) -> Result<Option<Value>, ConvError> {
+    let currency = match &conv.currency {
+        Some(c) => resolve_currency(c, scope).map_err(|expected| ConvError {
+            at: 0,
+            len: 0,
+            expected: expected.into(),
+        })?,
+        None => None,
+    };
+    conv.to_json(text, currency)
+}
+
+/// Applies a decoded sign to an indicator member, returning the unsigned text.
+pub(crate) fn apply_indicator<'t>(conv: &Conv, text: &'t str, scope: &mut Map<String, Value>) -> &'t str {
+    let Some(indicator) = &conv.indicator else {
+        return text;
+    };
+    let (negative, magnitude) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let word = if negative {
+        &indicator.negative
+    } else {
+        &indicator.positive
+    };
+    indicator.target.insert(scope, Value::String(word.to_string()));
+    magnitude
+}
+
+/// Reads an indicator member for encoding: `Ok(true)` when the value is negative.
+pub(crate) fn read_indicator(indicator: &Indicator, scope: &Map<String, Value>) -> Result<bool, String> {
+    match indicator.target.get(scope) {
+        Some(Value::String(s)) if *s == *indicator.positive => Ok(false),
+        Some(Value::String(s)) if *s == *indicator.negative => Ok(true),
+        _ => Err(format!(
+            "expected `{}` to be \"{}\" or \"{}\"",
+            indicator.target, indicator.positive, indicator.negative
+        )),
+    }
+}
+
+/// A JSON value made of fixed text and other fields' values (a join).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Text(Box<str>),
+    /// The value of the field in this slot.
+    Slot(usize),
+}
+
+/// Renders a template from slot values; absent values render as nothing.
+pub(crate) fn render_template(parts: &[Part], slots: &[Option<Value>]) -> Value {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Slot(i) => match slots.get(*i).and_then(Option::as_ref) {
+                Some(Value::String(s)) => out.push_str(s),
+                Some(Value::Number(n)) => out.push_str(&n.to_string()),
+                _ => {}
+            },
+        }
+    }
+    Value::String(out)
+}
+
+/// Builds a field's error path: `detail[3].amount`.
+pub(crate) fn field_path(context: &[(&str, Option<usize>)], field: &str) -> String {
+    let mut out = String::new();
+    for (name, index) in context {
+        if name.is_empty() {
+            continue;
+        }
+        out.push_str(name);
+        if let Some(i) = index {
+            out.push_str(&format!("[{i}]"));
+        }
+        out.push('.');
+    }
+    out.push_str(field);
+    out
+}
