@@ -8,9 +8,9 @@ pub(crate) mod access;
 mod body_schemas;
 mod catalogue;
 mod gateway;
+pub mod legacy;
 mod masking;
 mod traffic;
-pub mod legacy;
 pub mod units;
 
 use crate::diagnostics::Diagnostics;

@@ -8,8 +8,8 @@
 pub mod document;
 mod json_span;
 pub mod raw;
-pub mod raw_traffic;
 pub mod raw_legacy;
+pub mod raw_traffic;
 pub mod schemas;
 pub mod version;
 
