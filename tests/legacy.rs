@@ -94,10 +94,9 @@ async fn bank() -> Bank {
         "policies/scopes.toml",
         &std::fs::read_to_string(repo.join("policies/scopes.toml")).unwrap(),
     );
-    dir.write(
-        "policies/tiers.toml",
-        &std::fs::read_to_string(repo.join("policies/tiers.toml")).unwrap(),
-    );
+    for file in ["policies/tiers.toml", "policies/masking.toml"] {
+        dir.write(file, &std::fs::read_to_string(repo.join(file)).unwrap());
+    }
     let mut upstreams = String::new();
     for name in [
         "core-accounts",
@@ -164,13 +163,15 @@ jwks = {{ keys = [{jwk}] }}
 
 const API: &str = "api.test";
 
+/// POSTs JSON with a fresh idempotency key (the demo's payment submissions require one).
 async fn post_json(client: &TestClient, host: &str, path: &str, body: &serde_json::Value) -> Reply {
+    let key = uuid::Uuid::new_v4().to_string();
     client
         .request(
             Method::POST,
             host,
             path,
-            &[("content-type", "application/json")],
+            &[("content-type", "application/json"), ("idempotency-key", &key)],
             body.to_string().as_bytes(),
         )
         .await
@@ -255,7 +256,8 @@ async fn payments_reach_the_core_as_pain001_with_control_totals() {
         payment["instructed_amount"],
         json!({"amount": "1250.00", "currency": "GBP"})
     );
-    assert_eq!(payment["creditor_account"]["account_number"], "11223344");
+    // The partner's tier (growth) masks account numbers to the last four (masking.toml).
+    assert_eq!(payment["creditor_account"]["account_number"], "****3344");
     assert_eq!(payment["remittance_information"]["unstructured"], "Parts & labour");
     assert_eq!(payment["links"]["status"], format!("/v1/domestic-payments/{id}/status"));
 
@@ -270,6 +272,7 @@ async fn payments_reach_the_core_as_pain001_with_control_totals() {
     assert!(xml.contains("<NbOfTxs>1</NbOfTxs><CtrlSum>1250.00</CtrlSum>"), "{xml}");
     assert!(xml.contains("<Purp><Prtry>BILL</Prtry></Purp>"), "{xml}");
     assert!(xml.contains("<Ustrd>Parts &amp; labour</Ustrd>"), "{xml}");
+    assert!(xml.contains("11223344"), "the core gets the full account number: {xml}");
     assert_eq!(
         sent.headers.get("content-length").unwrap().to_str().unwrap(),
         xml.len().to_string()

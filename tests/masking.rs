@@ -321,6 +321,8 @@ fn card_numbers_in(text: &str) -> Vec<String> {
                 continue;
             }
             let mut run = String::new();
+            let start = i;
+            let mut grouping = vec![0usize];
             while i < chars.len() {
                 let c = chars[i];
                 let joins = grouped
@@ -329,12 +331,25 @@ fn card_numbers_in(text: &str) -> Vec<String> {
                     && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
                 if c.is_ascii_digit() {
                     run.push(c);
-                } else if !joins {
+                    *grouping.last_mut().unwrap() += 1;
+                } else if joins {
+                    grouping.push(0);
+                } else {
                     break;
                 }
                 i += 1;
             }
-            if (13..=19).contains(&run.len()) && tollgate::body::masking::luhn_valid(run.as_bytes()) {
+            // Grouped the way cards are written: groups of 3-6 digits (the last may be
+            // shorter), not glued to a letter or digit: UUIDs in the logs are not cards.
+            let groups = grouping.to_vec();
+            let glued = |c: Option<&char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+            let card_like = !grouped
+                || (groups.len() > 1
+                    && groups[..groups.len() - 1].iter().all(|g| (3..=6).contains(g))
+                    && (1..=6).contains(groups.last().unwrap())
+                    && !glued(start.checked_sub(1).and_then(|s| chars.get(s)))
+                    && !glued(chars.get(i)));
+            if card_like && (13..=19).contains(&run.len()) && tollgate::body::masking::luhn_valid(run.as_bytes()) {
                 found.push(run);
             }
         }

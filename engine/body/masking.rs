@@ -201,19 +201,27 @@ pub fn scrub_pans(text: &str) -> Option<String> {
             // The run from i: digits, and (when grouped) single separators between digits.
             let start = i;
             let mut positions = Vec::new();
+            let mut groups = vec![0usize];
             while i < bytes.len() {
                 if bytes[i].is_ascii_digit() {
                     positions.push(i);
+                    if let Some(group) = groups.last_mut() {
+                        *group += 1;
+                    }
                     i += 1;
                 } else if grouped
                     && (bytes[i] == b' ' || bytes[i] == b'-')
                     && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
                     && i > start
                 {
+                    groups.push(0);
                     i += 1;
                 } else {
                     break;
                 }
+            }
+            if grouped && !card_grouping(&groups, start.checked_sub(1).map(|b| bytes[b]), bytes.get(i).copied()) {
+                continue;
             }
             if PAN_DIGITS.contains(&positions.len()) {
                 let digits: Vec<u8> = positions.iter().map(|&p| bytes[p]).collect();
@@ -235,6 +243,22 @@ pub fn scrub_pans(text: &str) -> Option<String> {
             .map(|(i, c)| if hide.get(i).copied().unwrap_or(false) { '*' } else { c })
             .collect(),
     )
+}
+
+/// Whether digit groups read as a card number written in groups (`4111 1111 1111 1111`,
+/// `3782-822463-10005`): groups of 3 to 6 digits (the last may be shorter), not glued to a
+/// letter or digit on either side. Identifiers that merely contain dashes (UUIDs, with
+/// their 8- and 12-digit groups and hex letters) are not cards.
+fn card_grouping(groups: &[usize], before: Option<u8>, after: Option<u8>) -> bool {
+    let glued = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    let Some((last, rest)) = groups.split_last() else {
+        return false;
+    };
+    groups.len() > 1
+        && rest.iter().all(|g| (3..=6).contains(g))
+        && (1..=6).contains(last)
+        && !glued(before)
+        && !glued(after)
 }
 
 /// Card tokens issued by this gateway, per partner, and the numbers behind them. Tokens are
@@ -361,6 +385,18 @@ mod tests {
         assert_eq!(scrub_pans("ref 4111111111111112"), None, "not Luhn-valid");
         assert_eq!(scrub_pans("GB29NWBK60161331926818"), None);
         assert_eq!(scrub_pans("short 1234"), None);
+        // Identifiers with dashes are not grouped card numbers, even when their digits pass.
+        for id in [
+            "123e4567-e89b-12d3-a456-426614174000",
+            "a1234567-8901-2345-6789-012345678903",
+            "x4111-1111-1111-1111",
+        ] {
+            assert_eq!(scrub_pans(id), None, "{id}");
+        }
+        assert_eq!(
+            scrub_pans("ref-3782-822463-10005").as_deref(),
+            Some("ref-3782-82****-*0005")
+        );
         // A PAN beside a short number in a grouped run is still found on its own.
         assert_eq!(
             scrub_pans("12 4111111111111111").as_deref(),
