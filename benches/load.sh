@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load test on loopback: the CPU a proxied request costs in tollgate vs nginx.
 #
-# Three targets, measured in ALTERNATING rounds so that drift on a shared, noisy machine
-# hits all of them alike:
+# Three targets (four with MASKING=1, below), measured in ALTERNATING rounds so that drift
+# on a shared, noisy machine hits all of them alike:
 #   direct    wrk -> echo_upstream
 #   nginx     wrk -> nginx (plain reverse proxy, 1 worker, keep-alive upstream) -> echo
 #   tollgate  wrk -> tollgate serve (1 tokio worker, RUST_LOG=warn) -> echo
@@ -20,6 +20,16 @@
 # from /proc/<pid>/stat, before and after, over requests completed); at the end, medians
 # and the ratios docs/performance.md reports.
 #
+# MASKING=1: the measured route gets a response_schema (x-data-class marks: pii fields, a
+# pci-pan, a pci-sad, and members the schema does not declare) and the bench partner's tier
+# a masking profile (partial, hash, tokenize, remove; policies/masking.toml with a generated
+# key), and the echo upstream answers every request with a ~2 KB record holding those fields
+# (echo_upstream --body). A fourth target runs in the same alternating rounds:
+#   passthru  wrk -> tollgate, on a second route of the same product with no response_schema
+#             (the body streams through untouched) -> echo, same 2 KB body
+# and the summary adds masked/passthrough ratios of requests/s and CPU per request (the
+# issue's target: throughput with masking within 20% of passthrough).
+#
 # LIMITS=local: the bench partner's tier has a rate and both quotas (set far above what
 # the run sends, so every call is checked and consumed but none refused), checked in the
 # embedded store. LIMITS=redis: the same in cluster mode against Redis on 127.0.0.1:6379
@@ -28,7 +38,9 @@
 # Usage: benches/load.sh            (from anywhere in the repository)
 #        TLS=1 benches/load.sh      (HTTPS to both proxies)
 #        LIMITS=local benches/load.sh, LIMITS=redis benches/load.sh
+#        MASKING=1 benches/load.sh  (masked vs passthrough, 2 KB bodies; combines with the others)
 # Knobs (environment): ROUNDS=3 DURATION=10 CONNECTIONS=32 THREADS=1 WARMUP=3 TLS=0 LIMITS=off
+#                      MASKING=0 (1: about 4 minutes with the defaults)
 #                      BASE_PORT=19200 (uses BASE_PORT..BASE_PORT+3 on 127.0.0.1)
 #                      SKIP_BUILD=1 to use the binaries already in target/release.
 # Needs openssl (for the keys, the client assertion and, with TLS=1, the certificates).
@@ -45,6 +57,7 @@ WARMUP=${WARMUP:-3}
 BASE_PORT=${BASE_PORT:-19200}
 TLS=${TLS:-0}
 LIMITS=${LIMITS:-off}
+MASKING=${MASKING:-0}
 HOST=127.0.0.1
 # The Host (and, with TLS, the certificate name) partners would use.
 API_HOST=api.bench
@@ -53,6 +66,8 @@ NGINX_PORT=$((BASE_PORT + 1))
 TOLLGATE_PORT=$((BASE_PORT + 2))
 ADMIN_PORT=$((BASE_PORT + 3))
 REQUEST_PATH=/v1/items/rec-1f2e3d4c
+# MASKING=1 only: the same product's route with no response_schema.
+PLAIN_PATH=/v1/plain/items/rec-1f2e3d4c
 
 for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP BASE_PORT; do
     if ! [[ ${!n} =~ ^[0-9]+$ ]] || ((${!n} < 1)); then
@@ -62,6 +77,10 @@ for n in ROUNDS DURATION CONNECTIONS THREADS WARMUP BASE_PORT; do
 done
 if [[ $TLS != 0 && $TLS != 1 ]]; then
     echo "error: TLS must be 0 or 1" >&2
+    exit 2
+fi
+if [[ $MASKING != 0 && $MASKING != 1 ]]; then
+    echo "error: MASKING must be 0 or 1" >&2
     exit 2
 fi
 if [[ $LIMITS != off && $LIMITS != local && $LIMITS != redis ]]; then
@@ -166,12 +185,21 @@ for port in "$ECHO_PORT" "$NGINX_PORT" "$TOLLGATE_PORT" "$ADMIN_PORT"; do
     port_busy "$port" && die "$HOST:$port is already in use; set BASE_PORT"
 done
 
+# What is measured, in this order in round 1 (later rounds rotate it). passthru is
+# tollgate too (same process), on the route with no response_schema.
+TARGETS=(direct nginx tollgate)
+[[ $MASKING == 1 ]] && TARGETS+=(passthru)
+
 port_of() { # target
     case $1 in
     direct) echo "$ECHO_PORT" ;;
     nginx) echo "$NGINX_PORT" ;;
-    tollgate) echo "$TOLLGATE_PORT" ;;
+    tollgate | passthru) echo "$TOLLGATE_PORT" ;;
     esac
+}
+
+path_of() { # target
+    if [[ $1 == passthru ]]; then echo "$PLAIN_PATH"; else echo "$REQUEST_PATH"; fi
 }
 
 # The URL wrk uses for a target. The Host header (api.bench) is sent separately; with TLS,
@@ -238,11 +266,69 @@ if [[ $TLS == 1 ]]; then
     } >>"$WORK/openssl.log" 2>&1 || die "cannot generate the bench certificates; see $WORK/openssl.log"
 fi
 
+# --- MASKING=1: the record the upstream answers --------------------------------------
+
+# About 2 KB of compact JSON, as a core would send it: a customer's personal data, an
+# account, a card with its PAN and CVV, four transactions, and members the response schema
+# (below) does not declare (kyc_risk_rating, marketing_consent, internal_ledger_id,
+# pin_offset, fraud_score, core_trace). Written indented here, one member per line, and
+# compacted by stripping each line's indent and the newlines (no value holds a newline).
+RECORD=$WORK/record.json
+echo_args=("$HOST:$ECHO_PORT")
+if [[ $MASKING == 1 ]]; then
+    sed 's/^ *//' <<'EOF' | tr -d '\n' >"$RECORD"
+{
+  "id":"rec-1f2e3d4c",
+  "status":"active",
+  "source":"echo-upstream",
+  "opened_on":"2019-04-02",
+  "customer":{
+    "customer_id":"CUS-00482913",
+    "name":"Jane Alexandra Doe",
+    "email":"jane.doe@example.com",
+    "phone":"+44 7700 900123",
+    "date_of_birth":"1984-07-19",
+    "address":{"lines":["Flat 4","12 Harbour Street"],"city":"Leeds","postcode":"LS1 4AB","country":"GB"},
+    "segment":"retail",
+    "kyc_risk_rating":"low",
+    "marketing_consent":false
+  },
+  "account":{
+    "sort_code":"40-47-84",
+    "account_number":"31926819",
+    "iban":"GB29NWBK60161331926819",
+    "currency":"GBP",
+    "balance":{"amount":"2543.18","currency":"GBP","as_of":"2026-11-21T08:00:00Z"},
+    "overdraft_limit":"500.00",
+    "internal_ledger_id":"LDG-7731-0042-88"
+  },
+  "card":{
+    "card_id":"CRD-5f0e7a21",
+    "pan":"4111111111111111",
+    "cvv":"123",
+    "expiry":"09/28",
+    "cardholder_name":"MS J A DOE",
+    "status":"active",
+    "pin_offset":"4821"
+  },
+  "transactions":[
+    {"id":"tx-90a1","booked_at":"2026-11-20T09:14:03Z","amount":"-23.40","currency":"GBP","description":"TESCO STORES 2231 LEEDS","merchant_category":"5411","counterparty":{"name":"Tesco Stores Ltd","account_number":"11223344"},"fraud_score":0.02},
+    {"id":"tx-90a2","booked_at":"2026-11-19T17:42:51Z","amount":"-61.00","currency":"GBP","description":"NORTHERN RAIL TICKETS","merchant_category":"4112","counterparty":{"name":"Northern Trains Ltd","account_number":"55667788"},"fraud_score":0.01},
+    {"id":"tx-90a3","booked_at":"2026-11-18T12:03:27Z","amount":"1850.00","currency":"GBP","description":"SALARY NOV ACME HOLDINGS","merchant_category":"0000","counterparty":{"name":"Acme Holdings plc","account_number":"20304050"},"fraud_score":0.0},
+    {"id":"tx-90a4","booked_at":"2026-11-17T19:55:10Z","amount":"-8.99","currency":"GBP","description":"STREAMFLIX SUBSCRIPTION","merchant_category":"4899","counterparty":{"name":"Streamflix UK","account_number":"99887766"},"fraud_score":0.03}
+  ],
+  "links":{"self":"/v1/items/rec-1f2e3d4c","transactions":"/v1/items/rec-1f2e3d4c/transactions?page=2"},
+  "core_trace":{"node":"core-eu-west-2b","span":"7f3a9c2e11d04b8a","elapsed_ms":14}
+}
+EOF
+    echo_args+=(--body "$RECORD")
+fi
+
 # --- echo upstream --------------------------------------------------------------------
 
 # One worker thread, like the two proxies: on two cores, wrk, the proxy and the upstream
 # already share the machine.
-TOKIO_WORKER_THREADS=1 "$ECHO" "$HOST:$ECHO_PORT" >"$WORK/echo.log" 2>&1 &
+TOKIO_WORKER_THREADS=1 "$ECHO" "${echo_args[@]}" >"$WORK/echo.log" 2>&1 &
 ECHO_PID=$!
 PIDS+=("$ECHO_PID")
 wait_for_port "$ECHO_PORT" "$ECHO_PID" echo
@@ -368,12 +454,15 @@ cat >"$POLICY/policies/scopes.toml" <<'EOF'
 [scopes."items:read"]
 description = "Read items"
 EOF
+tier_masking=""
+[[ $MASKING == 1 ]] && tier_masking='masking = "bench"'
 # Tokens live as long as tollgate allows (60m); ensure_token renews older ones.
 cat >"$POLICY/policies/tiers.toml" <<EOF
 [tiers.bench]
 name = "Bench"
 environments = ["production"]
 token_lifetime = "60m"
+$tier_masking
 $tier_limits
 EOF
 cat >"$POLICY/policies/partners/bench.toml" <<EOF
@@ -396,11 +485,20 @@ environment = "production"
 method = "private_key_jwt"
 jwks = { keys = [{ kty = "OKP", crv = "Ed25519", x = "$CLIENT_X", kid = "$CLIENT_KID", alg = "EdDSA", use = "sig" }] }
 EOF
-cat >"$POLICY/catalogue/bench/items.toml" <<'EOF'
+product_class=public items_get_schema=""
+if [[ $MASKING == 1 ]]; then
+    # The record's personal data makes the product `pii`. Not `pci`: that would require a
+    # PCI DSS attestation, and the bench partner has none, so the gateway takes the costlier
+    # path of an unattested partner (the card-number safety net looks at every field not
+    # classed public; the profile tokenizes the PAN).
+    product_class=pii
+    items_get_schema='response_schema = "schemas/record.json"'
+fi
+cat >"$POLICY/catalogue/bench/items.toml" <<EOF
 id = "items"
 name = "Items"
 version = "1.0.0"
-data_class = "public"
+data_class = "$product_class"
 
 [upstream]
 production = "echo"
@@ -418,7 +516,176 @@ method = "GET"
 path = "/v1/items/{item_id}"
 scope = "items:read"
 upstream_path = "/items/{item_id}"
+$items_get_schema
 EOF
+if [[ $MASKING == 1 ]]; then
+    # The passthrough route: same product, scope and upstream, no response_schema, so the
+    # body streams through as the core sent it (the "passthru" target).
+    cat >>"$POLICY/catalogue/bench/items.toml" <<'EOF'
+
+[[routes]]
+id = "items.get-plain"
+method = "GET"
+path = "/v1/plain/items/{item_id}"
+scope = "items:read"
+upstream_path = "/items/{item_id}"
+EOF
+    # What the partner may receive of the record (projection drops the rest), with its data
+    # classes: 12 pii fields, the PAN (pci-pan) and the CVV (pci-sad, removed for everyone).
+    mkdir -p "$POLICY/catalogue/bench/schemas"
+    cat >"$POLICY/catalogue/bench/schemas/record.json" <<'EOF'
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "A customer record (load bench)",
+  "type": "object",
+  "properties": {
+    "id": { "type": "string" },
+    "status": { "type": "string" },
+    "source": { "type": "string" },
+    "opened_on": { "type": "string", "format": "date" },
+    "customer": {
+      "type": "object",
+      "properties": {
+        "customer_id": { "type": "string" },
+        "name": { "type": "string", "x-data-class": "pii" },
+        "email": { "type": "string", "x-data-class": "pii" },
+        "phone": { "type": "string", "x-data-class": "pii" },
+        "date_of_birth": { "type": "string", "x-data-class": "pii" },
+        "address": {
+          "type": "object",
+          "properties": {
+            "lines": { "type": "array", "items": { "type": "string" }, "x-data-class": "pii" },
+            "city": { "type": "string" },
+            "postcode": { "type": "string", "x-data-class": "pii" },
+            "country": { "type": "string" }
+          }
+        },
+        "segment": { "type": "string" }
+      }
+    },
+    "account": {
+      "type": "object",
+      "properties": {
+        "sort_code": { "type": "string" },
+        "account_number": { "type": "string", "x-data-class": "pii" },
+        "iban": { "type": "string", "x-data-class": "pii" },
+        "currency": { "type": "string" },
+        "balance": {
+          "type": "object",
+          "properties": {
+            "amount": { "type": "string" },
+            "currency": { "type": "string" },
+            "as_of": { "type": "string" }
+          }
+        },
+        "overdraft_limit": { "type": "string" }
+      }
+    },
+    "card": {
+      "type": "object",
+      "properties": {
+        "card_id": { "type": "string" },
+        "pan": { "type": "string", "x-data-class": "pci-pan" },
+        "cvv": { "type": "string", "x-data-class": "pci-sad" },
+        "expiry": { "type": "string", "x-data-class": "pii" },
+        "cardholder_name": { "type": "string", "x-data-class": "pii" },
+        "status": { "type": "string" }
+      }
+    },
+    "transactions": { "type": "array", "items": { "$ref": "#/$defs/transaction" } },
+    "links": { "type": "object", "additionalProperties": { "type": "string" } }
+  },
+  "$defs": {
+    "transaction": {
+      "type": "object",
+      "properties": {
+        "id": { "type": "string" },
+        "booked_at": { "type": "string" },
+        "amount": { "type": "string" },
+        "currency": { "type": "string" },
+        "description": { "type": "string" },
+        "merchant_category": { "type": "string" },
+        "counterparty": {
+          "type": "object",
+          "properties": {
+            "name": { "type": "string", "x-data-class": "pii" },
+            "account_number": { "type": "string", "x-data-class": "pii" }
+          }
+        }
+      }
+    }
+  }
+}
+EOF
+    # The tier's profile. Every pii field must be covered, or the set does not compile.
+    cat >"$POLICY/policies/masking.toml" <<'EOF'
+[keys]
+key_file = "data/masking.key"
+generate_key = true
+
+[profiles.bench]
+description = "Load bench: partial, hash, tokenize and remove on one record."
+
+[[profiles.bench.rules]]
+path = "$.customer.name"
+action = "partial"
+keep_first = 1
+
+[[profiles.bench.rules]]
+path = "$.customer.email"
+action = "hash"
+
+[[profiles.bench.rules]]
+path = "$.customer.phone"
+action = "partial"
+keep_last = 3
+
+[[profiles.bench.rules]]
+path = "$.customer.date_of_birth"
+action = "remove"
+
+[[profiles.bench.rules]]
+path = "$.customer.address.lines"
+action = "remove"
+
+[[profiles.bench.rules]]
+path = "$.customer.address.postcode"
+action = "partial"
+keep_first = 3
+
+[[profiles.bench.rules]]
+path = "$.account.account_number"
+action = "partial"
+keep_last = 4
+
+[[profiles.bench.rules]]
+path = "$.account.iban"
+action = "partial"
+keep_first = 4
+keep_last = 4
+
+[[profiles.bench.rules]]
+path = "$.card.pan"
+action = "tokenize"
+
+[[profiles.bench.rules]]
+path = "$.card.expiry"
+action = "keep"
+
+[[profiles.bench.rules]]
+path = "$.card.cardholder_name"
+action = "partial"
+keep_first = 1
+
+[[profiles.bench.rules]]
+path = "$.transactions[*].counterparty.name"
+action = "keep"
+
+[[profiles.bench.rules]]
+path = "$.transactions[*].counterparty.account_number"
+action = "hash"
+EOF
+fi
 "$TOLLGATE" check --root "$POLICY" >"$WORK/check.log" 2>&1 ||
     die "the bench policy set does not compile: $(cat "$WORK/check.log")"
 TOKIO_WORKER_THREADS=1 RUST_LOG=warn \
@@ -471,11 +738,28 @@ ensure_token
 
 # --- sanity: every target answers 200 with the echo body ------------------------------
 
-for target in direct nginx tollgate; do
-    got=$(curl_to "$target" "$REQUEST_PATH" -H "Authorization: Bearer $TOKEN" \
+# With MASKING=1, the upstream's record must come through the direct, nginx and passthrough
+# targets byte for byte, and through the masked route treated: projected, the CVV removed,
+# the PAN tokenized (digits replaced but the last four), personal data masked.
+for target in "${TARGETS[@]}"; do
+    got=$(curl_to "$target" "$(path_of "$target")" -H "Authorization: Bearer $TOKEN" \
         -o "$WORK/probe.json" -w '%{http_code}') || true
-    [[ $got == 200 ]] && grep -q echo-upstream "$WORK/probe.json" ||
+    { [[ $got == 200 ]] && grep -q echo-upstream "$WORK/probe.json"; } ||
         die "$target answered $got: $(head -c 300 "$WORK/probe.json" 2>/dev/null)"
+    if [[ $MASKING == 1 && $target != tollgate ]]; then
+        cmp -s "$RECORD" "$WORK/probe.json" || die "$target changed the record: $(head -c 300 "$WORK/probe.json")"
+    elif [[ $MASKING == 1 ]]; then
+        for leak in 4111111111111111 '"cvv"' jane.doe@example.com 1984-07-19 'Harbour Street' \
+            31926819 GB29NWBK60161331926819 kyc_risk_rating internal_ledger_id pin_offset \
+            fraud_score core_trace 11223344; do
+            grep -qF -- "$leak" "$WORK/probe.json" &&
+                die "the masked route let $leak through: $(head -c 2100 "$WORK/probe.json")"
+        done
+        { grep -qE '"pan":"[0-9]{12}1111"' "$WORK/probe.json" &&
+            grep -qF '"name":"J*****************"' "$WORK/probe.json"; } ||
+            die "the masked route did not tokenize the PAN and mask the name: $(head -c 2100 "$WORK/probe.json")"
+        MASKED_BYTES=$(wc -c <"$WORK/probe.json")
+    fi
 done
 # ... and tollgate does check the token on the route measured.
 got=$(curl_to tollgate "$REQUEST_PATH" -o /dev/null -w '%{http_code}') || true
@@ -501,12 +785,12 @@ run() {
     local -a pids=()
     case $target in
     nginx) pids=("$NGINX_PID" "$NGINX_WORKER") ;;
-    tollgate) pids=("$TOLLGATE_PID") ;;
+    tollgate | passthru) pids=("$TOLLGATE_PID") ;;
     esac
     if ((${#pids[@]})); then before=$(cpu_ticks "${pids[@]}"); fi
     ebefore=$(cpu_ticks "$ECHO_PID")
     out=$(timeout $((seconds + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" \
-        -H "Host: $API_HOST" -H "Authorization: Bearer $TOKEN" "$(url_of "$target")$REQUEST_PATH") ||
+        -H "Host: $API_HOST" -H "Authorization: Bearer $TOKEN" "$(url_of "$target")$(path_of "$target")") ||
         die "wrk against $target failed"
     eafter=$(cpu_ticks "$ECHO_PID")
     if ((${#pids[@]})); then after=$(cpu_ticks "${pids[@]}"); fi
@@ -526,7 +810,7 @@ us_per_request() { # ticks requests
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 log "machine: $(nproc) cores, $(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2 }')"
-log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds x 3 targets, GET $REQUEST_PATH with a bearer token, limits: $LIMITS"
+log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds x ${#TARGETS[@]} targets, GET $REQUEST_PATH with a bearer token, limits: $LIMITS"
 if [[ $TLS == 1 ]]; then
     log "TLS to nginx and tollgate; direct stays cleartext"
     log "  nginx:    $(tls_summary nginx)"
@@ -534,8 +818,12 @@ if [[ $TLS == 1 ]]; then
 else
     log "cleartext HTTP to every target"
 fi
+if [[ $MASKING == 1 ]]; then
+    log "masking: the upstream answers a $(wc -c <"$RECORD")-byte record; tollgate masks it to $MASKED_BYTES bytes on"
+    log "  $REQUEST_PATH (profile bench); passthru is tollgate on $PLAIN_PATH (no response_schema)"
+fi
 log "warming up (${WARMUP}s each)"
-for target in direct nginx tollgate; do
+for target in "${TARGETS[@]}"; do
     ensure_token
     run "$target" "$WARMUP" >/dev/null
 done
@@ -544,12 +832,9 @@ declare -A RPS CPU
 printf '%-6s %-9s %12s %12s %16s %15s\n' round target requests req/s proxy_cpu_us/req echo_cpu_us/req
 for round in $(seq "$ROUNDS"); do
     # Rotate the order each round so no target always runs first or last.
-    case $((round % 3)) in
-    1) order="direct nginx tollgate" ;;
-    2) order="nginx tollgate direct" ;;
-    0) order="tollgate direct nginx" ;;
-    esac
-    for target in $order; do
+    shift_by=$(((round - 1) % ${#TARGETS[@]}))
+    order=("${TARGETS[@]:shift_by}" "${TARGETS[@]:0:shift_by}")
+    for target in "${order[@]}"; do
         ensure_token
         result=$(run "$target" "$DURATION")
         read -r requests rps ticks eticks <<<"$result"
@@ -564,16 +849,20 @@ done
 
 # Ratios per round (runs of one round are minutes apart at most), then their median.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-cpu_ratio=() tg_direct=() ng_direct=()
+cpu_ratio=() tg_direct=() ng_direct=() mask_rps=() mask_cpu=()
 for round in $(seq "$ROUNDS"); do
     cpu_ratio+=("$(ratio "${CPU[tollgate,$round]}" "${CPU[nginx,$round]}")")
     tg_direct+=("$(ratio "${RPS[tollgate,$round]}" "${RPS[direct,$round]}")")
     ng_direct+=("$(ratio "${RPS[nginx,$round]}" "${RPS[direct,$round]}")")
+    if [[ $MASKING == 1 ]]; then
+        mask_rps+=("$(ratio "${RPS[tollgate,$round]}" "${RPS[passthru,$round]}")")
+        mask_cpu+=("$(ratio "${CPU[tollgate,$round]}" "${CPU[passthru,$round]}")")
+    fi
 done
 med() { printf '%s\n' "$@" | median; }
 echo
-echo "median over $ROUNDS rounds ($([[ $TLS == 1 ]] && echo "TLS to both proxies" || echo cleartext), bearer token, limits: $LIMITS):"
-for target in direct nginx tollgate; do
+echo "median over $ROUNDS rounds ($([[ $TLS == 1 ]] && echo "TLS to both proxies" || echo cleartext), bearer token, limits: $LIMITS, masking: $([[ $MASKING == 1 ]] && echo on || echo off)):"
+for target in "${TARGETS[@]}"; do
     rps=() cpu=()
     for round in $(seq "$ROUNDS"); do
         rps+=("${RPS[$target,$round]}")
@@ -590,3 +879,9 @@ echo "ratios (per round: ${cpu_ratio[*]} | ${tg_direct[*]} | ${ng_direct[*]}):"
 printf '  tollgate/nginx CPU per request   %.3f  (target: <= 1.0)\n' "$(med "${cpu_ratio[@]}")"
 printf '  tollgate/direct throughput       %.3f\n' "$(med "${tg_direct[@]}")"
 printf '  nginx/direct throughput          %.3f\n' "$(med "${ng_direct[@]}")"
+if [[ $MASKING == 1 ]]; then
+    echo
+    echo "masked (tollgate) / passthrough (passthru), same process (per round: ${mask_rps[*]} | ${mask_cpu[*]}):"
+    printf '  throughput                       %.3f  (target: >= 0.80, i.e. within 20%%)\n' "$(med "${mask_rps[@]}")"
+    printf '  CPU per request                  %.3f\n' "$(med "${mask_cpu[@]}")"
+fi
