@@ -132,10 +132,22 @@ pub struct RoutePlan {
     pub request_card_fields: Option<Arc<Projection>>,
     /// The members a 2xx response may carry (default deny), from the response schema.
     pub response_projection: Option<Arc<Projection>>,
-    /// The response plan with each masking profile's rules attached, by profile index.
-    pub masked_projections: Vec<Option<Arc<Projection>>>,
+    /// The response plan with each masking profile's rules attached, by profile index;
+    /// empty when the route has no response schema.
+    pub masked_projections: Vec<Arc<Projection>>,
     /// The core's legacy formats, when it does not speak JSON (phases 7 and 9).
     pub legacy: Option<Arc<crate::legacy::RouteCodec>>,
+}
+
+impl RoutePlan {
+    /// The response plan for a partner on masking profile `profile` (`None`: projection and
+    /// data classes only). `None` when the route has no response schema.
+    pub fn response_plan(&self, profile: Option<usize>) -> Option<&Arc<Projection>> {
+        match profile {
+            Some(profile) => self.masked_projections.get(profile),
+            None => self.response_projection.as_ref(),
+        }
+    }
 }
 
 /// The scope a route requires, resolved to its index in the access table.
@@ -407,11 +419,7 @@ impl Pipeline {
         if let (Target::Upstream(_), Some(legacy)) = (target, &route.legacy) {
             response = legacy.decode_response(response, &route.id).await?;
         }
-        let plan = match partner.masking {
-            Some(profile) => route.masked_projections.get(profile).and_then(Option::as_ref),
-            None => route.response_projection.as_ref(),
-        };
-        if let (Target::Upstream(_), Some(plan)) = (target, plan) {
+        if let (Target::Upstream(_), Some(plan)) = (target, route.response_plan(partner.masking)) {
             if response.status().is_success() {
                 let audience = Audience {
                     pci_attested,

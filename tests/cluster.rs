@@ -41,24 +41,6 @@ fn tiers(standard: &str) -> String {
     )
 }
 
-const PAYMENTS_TOML: &str = r#"id = "payments"
-name = "Payments"
-version = "1.0.0"
-data_class = "pii"
-
-[upstream]
-sandbox = "mock"
-production = "core"
-
-[[routes]]
-id = "payments.create"
-method = "POST"
-path = "/v1/payments"
-upstream_path = "/pay"
-mock_status = 204
-idempotency = { required = true }
-"#;
-
 /// An instance in cluster mode with the given tiers, sharing `prefix` with its peers.
 async fn instance(url: &str, prefix: &str, tiers_toml: &str) -> Harness {
     let (url, prefix, tiers_toml) = (url.to_string(), prefix.to_string(), tiers_toml.to_string());

@@ -507,34 +507,6 @@ async fn a_full_queue_answers_503() {
     h.gw.shutdown().await;
 }
 
-/// The payments product: POST /v1/payments (idempotency required) on the core, echoing.
-/// `/v1/slow-payments` goes to the gated path.
-pub const PAYMENTS_TOML: &str = r#"id = "payments"
-name = "Payments"
-version = "1.0.0"
-data_class = "pii"
-
-[upstream]
-sandbox = "mock"
-production = "core"
-
-[[routes]]
-id = "payments.create"
-method = "POST"
-path = "/v1/payments"
-upstream_path = "/pay"
-mock_status = 204
-idempotency = { required = true, keep = "24h" }
-
-[[routes]]
-id = "payments.create-slow"
-method = "POST"
-path = "/v1/slow-payments"
-upstream_path = "/gate/pay"
-mock_status = 204
-idempotency = { required = true }
-"#;
-
 async fn pay(client: &TestClient, path: &str, key_header: &str, key: &str, body: &str) -> Reply {
     let mut headers = vec![("content-type", "application/json")];
     if !key.is_empty() {

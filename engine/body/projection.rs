@@ -10,7 +10,7 @@
 //! - `pci-pan` is masked to the first 6 and last 4 digits for a partner without a current
 //!   PCI DSS attestation.
 
-use super::masking::{mask_digits, partial, scalar_text, scrub_pans, Action, PartnerKey, Rule, TokenVault};
+use super::masking::{mask_digits, partial, scrub_pans, Action, PartnerKey, Rule, TokenVault};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -215,24 +215,47 @@ impl Projection {
 /// Applies a scalar action (pan, partial, hash, tokenize) to `value`. Returns whether the
 /// value changed. Structural actions are handled by `apply`.
 fn mask_scalar(action: &Action, value: &mut Value, audience: &Audience) -> bool {
-    let Some(text) = scalar_text(value) else {
-        return false;
-    };
-    let masked = match action {
-        Action::Pan { first, last } => mask_digits(&text, *first, *last),
-        Action::Partial { first, last } => partial(&text, *first, *last),
+    match action {
+        Action::Pan { first, last } => replace_scalar(value, |text| mask_digits(text, *first, *last)),
+        Action::Partial { first, last } => replace_scalar(value, |text| partial(text, *first, *last)),
         // Without a key (compile refuses that), hiding the value is the safe answer.
-        Action::Hash => match audience.key {
-            Some(key) => key.hash(&text),
-            None => partial(&text, 0, 0),
-        },
-        Action::Tokenize => match audience.key {
-            Some(key) => audience.vault.tokenize(audience.partner, key, &text),
-            None => mask_digits(&text, 0, 0),
-        },
-        Action::Remove | Action::Redact(_) | Action::Keep => return false,
+        Action::Hash => replace_scalar(value, |text| match audience.key {
+            Some(key) => key.hash(text),
+            None => partial(text, 0, 0),
+        }),
+        Action::Tokenize => replace_scalar(value, |text| match audience.key {
+            Some(key) => audience.vault.tokenize(audience.partner, key, text),
+            None => mask_digits(text, 0, 0),
+        }),
+        Action::Remove | Action::Redact(_) | Action::Keep => false,
+    }
+}
+
+/// Replaces a string, number or boolean with `mask` of its text, as a string. Returns whether
+/// anything changed: a value `mask` leaves as it is stays as it was, type included.
+fn replace_scalar(value: &mut Value, mask: impl FnOnce(&str) -> String) -> bool {
+    let (text, masked) = match value {
+        Value::String(s) => {
+            let masked = mask(s);
+            if masked == *s {
+                return false;
+            }
+            *s = masked;
+            return true;
+        }
+        Value::Number(n) => {
+            let text = n.to_string();
+            let masked = mask(&text);
+            (text, masked)
+        }
+        Value::Bool(b) => {
+            let text = b.to_string();
+            let masked = mask(&text);
+            (text, masked)
+        }
+        _ => return false,
     };
-    if matches!(value, Value::String(s) if *s == masked) {
+    if masked == text {
         return false;
     }
     *value = Value::String(masked);
@@ -347,42 +370,10 @@ impl Projection {
 }
 
 /// Masks a card number to at most its first 6 and last 4 digits (PCI DSS 3.4). Non-digits
-/// (spaces, existing `*`) are kept; a number becomes a masked string. Returns whether
-/// anything changed.
+/// (spaces, existing `*`) are kept; a number becomes a masked string; too few digits to
+/// show 6 and 4 without showing all are hidden whole. Returns whether anything changed.
 pub fn mask_pan(value: &mut Value) -> bool {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return false,
-    };
-    let digits = text.chars().filter(char::is_ascii_digit).count();
-    let mut seen = 0;
-    let masked: String = text
-        .chars()
-        .map(|c| {
-            if !c.is_ascii_digit() {
-                return c;
-            }
-            seen += 1;
-            if seen <= 6 || seen > digits.saturating_sub(4) {
-                c
-            } else {
-                '*'
-            }
-        })
-        .collect();
-    // Fewer than 11 digits cannot show first 6 and last 4 without showing all: hide all,
-    // unless the value is already masked (e.g. "535522******1234").
-    let masked = if digits < 11 && digits > 0 && !text.contains('*') {
-        text.chars().map(|c| if c.is_ascii_digit() { '*' } else { c }).collect()
-    } else {
-        masked
-    };
-    if masked == text && matches!(value, Value::String(_)) {
-        return false;
-    }
-    *value = Value::String(masked);
-    true
+    replace_scalar(value, |text| mask_digits(text, 6, 4))
 }
 
 fn build(schema: &Value, root: &Value, depth: usize) -> Projection {

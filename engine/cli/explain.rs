@@ -45,11 +45,7 @@ pub fn exposure(root: &Path, partner: Option<&str>, format: OutputFormat) -> Exi
             if environments.is_empty() {
                 continue;
             }
-            let plan = match candidate.masking {
-                Some(profile) => route.masked_projections.get(profile).and_then(Option::as_ref),
-                None => route.response_projection.as_ref(),
-            };
-            let fields: Vec<Value> = match plan {
+            let fields: Vec<Value> = match route.response_plan(candidate.masking) {
                 Some(plan) => plan
                     .fields()
                     .into_iter()

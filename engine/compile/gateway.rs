@@ -512,9 +512,15 @@ fn compile_external_issuers(
 
 /// Writes a fresh Ed25519 key readable by its owner only.
 fn generate_signing_key(path: &Path) -> std::io::Result<()> {
-    use std::io::Write;
     let pem = crate::identity::jwt::generate_ed25519_pem()
         .ok_or_else(|| std::io::Error::other("the system random source failed"))?;
+    create_secret_file(path, pem.as_bytes())
+}
+
+/// Writes a new key file readable by its owner only (0600), creating its directory; never
+/// overwrites an existing file (`generate_key` must not rotate a key behind anyone's back).
+pub(super) fn create_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -525,7 +531,7 @@ fn generate_signing_key(path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)?.write_all(pem.as_bytes())
+    options.open(path)?.write_all(contents)
 }
 
 /// Loads a listener's certificate, key and client CA into a rustls config.

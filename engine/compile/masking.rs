@@ -299,20 +299,11 @@ fn read_key(root: &Path, file: &str, generate: bool, doc: &Document, diags: &mut
 }
 
 fn generate_key(path: &Path) -> std::io::Result<()> {
-    use std::io::Write;
     let mut key = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-        .map_err(|_| std::io::Error::other("no randomness available"))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+        .map_err(|_| std::io::Error::other("the system random source failed"))?;
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    writeln!(file, "{hex}")
+    super::gateway::create_secret_file(path, format!("{hex}\n").as_bytes())
 }
 
 /// Parses a JSONPath into the segments masking supports.
@@ -444,7 +435,6 @@ pub fn attach(set: &PolicySet, masking: &Masking, routes: &mut [RoutePlan], diag
         let mut selected = vec![false; profile.rules.len()];
         for route in routes.iter_mut() {
             let Some(base) = &route.response_projection else {
-                route.masked_projections.push(None);
                 continue;
             };
             let mut plan: Option<Projection> = None;
@@ -523,10 +513,10 @@ pub fn attach(set: &PolicySet, masking: &Masking, routes: &mut [RoutePlan], diag
                     }
                 }
             }
-            route.masked_projections.push(Some(match plan {
+            route.masked_projections.push(match plan {
                 Some(plan) => Arc::new(plan),
                 None => base.clone(),
-            }));
+            });
         }
         for (rule, hit) in profile.rules.iter().zip(selected) {
             let explicit = rule
@@ -624,12 +614,10 @@ pub fn assign(
         let mut uncovered: Vec<String> = Vec::new();
         let mut exposed: Vec<String> = Vec::new();
         for route in routes.iter().filter(|r| partner.granted_product(r.product)) {
-            let plan = match partner.masking {
-                Some(p) => route.masked_projections.get(p).cloned().flatten(),
-                None => route.response_projection.clone(),
+            let Some(plan) = route.response_plan(partner.masking) else {
+                continue;
             };
-            let Some(plan) = plan else { continue };
-            walk_exposure(&plan, &mut Vec::new(), false, &mut |path, node, covered| {
+            walk_exposure(plan, &mut Vec::new(), false, &mut |path, node, covered| {
                 let shown = node.rule.as_ref().map(|r| &r.action);
                 if node.class == Some(FieldClass::Pii) && !covered {
                     uncovered.push(format!("{} {}", route.id, display(path)));

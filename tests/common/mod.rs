@@ -824,3 +824,31 @@ pub fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The payments product: POST /v1/payments (idempotency required) on the core, echoing.
+/// `/v1/slow-payments` goes to the gated path.
+pub const PAYMENTS_TOML: &str = r#"id = "payments"
+name = "Payments"
+version = "1.0.0"
+data_class = "pii"
+
+[upstream]
+sandbox = "mock"
+production = "core"
+
+[[routes]]
+id = "payments.create"
+method = "POST"
+path = "/v1/payments"
+upstream_path = "/pay"
+mock_status = 204
+idempotency = { required = true, keep = "24h" }
+
+[[routes]]
+id = "payments.create-slow"
+method = "POST"
+path = "/v1/slow-payments"
+upstream_path = "/gate/pay"
+mock_status = 204
+idempotency = { required = true }
+"#;
