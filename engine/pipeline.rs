@@ -7,7 +7,6 @@
 //! `Pipeline::serve` reads the request's path through the gateway from top to bottom.
 
 use crate::access::AccessTable;
-use crate::body::masking::TokenVault;
 use crate::body::projection::{Audience, Effect, Projection};
 use crate::body::{read_all, validate, Body, BodyFault, BodyVerdict, GuardedBody};
 use crate::identity::credentials::Credentials;
@@ -320,23 +319,25 @@ impl Pipeline {
                 let bytes = read_all(incoming, limits.max_body, limits.body_read_timeout)
                     .await
                     .map_err(|fault| body_problem(fault, limits.max_body))?;
-                validate::validate(&bytes, schema)?;
+                // Parsed once: validation, card tokens and the legacy encoding share it.
+                let mut value = validate::validate(&bytes, schema)?;
+                // Card tokens this partner was given go back to the core as card numbers.
                 let detokenized = route
                     .request_card_fields
                     .as_ref()
-                    .and_then(|plan| detokenize(&bytes, plan, &partner.id, &stores.token_vault));
-                let bytes = match detokenized {
-                    Some(rewritten) => {
-                        parts
-                            .headers
-                            .insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
-                        rewritten
-                    }
-                    None => bytes,
-                };
+                    .is_some_and(|plan| plan.detokenize(&mut value, &partner.id, &stores.token_vault) > 0);
                 // The validated JSON becomes the record the core expects.
-                let bytes = match &route.legacy {
-                    Some(legacy) => legacy.encode_request(&bytes)?,
+                let record = match &route.legacy {
+                    Some(legacy) => legacy.encode_request(&value)?,
+                    None => None,
+                };
+                let bytes = match record {
+                    Some(record) => record,
+                    // A `Value` always serialises; should it not, the token goes, never a card.
+                    None if detokenized => {
+                        parts.headers.remove(header::CONTENT_LENGTH);
+                        serde_json::to_vec(&value).map(Bytes::from).unwrap_or(bytes)
+                    }
                     None => bytes,
                 };
                 replay = Some(bytes.clone());
@@ -543,21 +544,6 @@ impl Pipeline {
             None => Err(Problem::InvalidToken),
         }
     }
-}
-
-/// Swaps card tokens the partner was given for the card numbers behind them, in the
-/// request's `pci-pan` fields, so the core sees the real card. Anything else is left as
-/// sent: a value that is not one of this partner's tokens is forwarded unchanged.
-/// Returns the rewritten body, or `None` when nothing changed.
-fn detokenize(bytes: &[u8], plan: &Projection, partner: &str, vault: &TokenVault) -> Option<Bytes> {
-    if vault.is_empty() {
-        return None;
-    }
-    let mut value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
-    if plan.detokenize(&mut value, partner, vault) == 0 {
-        return None;
-    }
-    serde_json::to_vec(&value).ok().map(Bytes::from)
 }
 
 /// What traffic control hands the upstream call: the stores holding each upstream's

@@ -40,7 +40,7 @@ pub fn accepts_json(accept: Option<&HeaderValue>) -> bool {
 }
 
 /// Parses a body and checks it against a route's request schema.
-pub fn validate(body: &[u8], schema: &jsonschema::Validator) -> Result<(), Problem> {
+pub fn validate(body: &[u8], schema: &jsonschema::Validator) -> Result<serde_json::Value, Problem> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| Problem::MalformedJson {
         // serde's message names a line and column in the partner's own body; nothing else.
         detail: error.to_string(),
@@ -54,7 +54,7 @@ pub fn validate(body: &[u8], schema: &jsonschema::Validator) -> Result<(), Probl
         })
         .collect();
     if errors.is_empty() {
-        Ok(())
+        Ok(value)
     } else {
         Err(Problem::ValidationFailed {
             errors: Arc::from(errors),

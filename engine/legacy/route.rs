@@ -33,15 +33,13 @@ impl RouteCodec {
     /// Phase 7: the validated JSON body as the core's record. A value the core's format
     /// cannot carry (a JPY amount with decimals, a name too long for its field) is the
     /// partner's to fix: 400 with the JSON pointer.
-    pub fn encode_request(&self, json: &[u8]) -> Result<Bytes, Problem> {
+    /// `None` when the route sends its JSON as it is.
+    pub fn encode_request(&self, value: &serde_json::Value) -> Result<Option<Bytes>, Problem> {
         let Some(codec) = &self.request else {
-            return Ok(Bytes::copy_from_slice(json));
+            return Ok(None);
         };
-        let value: serde_json::Value = serde_json::from_slice(json).map_err(|error| Problem::MalformedJson {
-            detail: error.to_string(),
-        })?;
-        match codec.encode(&value) {
-            Ok(bytes) => Ok(Bytes::from(bytes)),
+        match codec.encode(value) {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
             Err(error) => Err(Problem::UnsupportedValue {
                 errors: Arc::from(vec![Violation {
                     pointer: error.pointer,
