@@ -596,12 +596,7 @@ impl<'a> Decoder<'a> {
         };
         match field.conv.to_json(unsigned, currency) {
             Ok(Some(value)) => {
-                if let Some(slot) = field.slot.and_then(|s| self.slots.get_mut(s)) {
-                    *slot = Some(value.clone());
-                }
-                if let Some(target) = &field.target {
-                    target.insert(out, value);
-                }
+                super::deliver(value, field.slot, field.target.as_ref(), &mut self.slots, out);
                 Ok(())
             }
             Ok(None) => Ok(()),

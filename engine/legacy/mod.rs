@@ -219,6 +219,23 @@ pub struct JsonPath {
     segments: Box<[Box<str>]>,
 }
 
+/// Delivers a decoded field value: to its slot, when later fields refer to it (counts,
+/// currencies, joins), and to its JSON target. Shared by the fixed-width and XML decoders.
+pub(crate) fn deliver(
+    value: Value,
+    slot: Option<usize>,
+    target: Option<&JsonPath>,
+    slots: &mut [Option<Value>],
+    out: &mut Map<String, Value>,
+) {
+    if let Some(slot) = slot.and_then(|s| slots.get_mut(s)) {
+        *slot = Some(value.clone());
+    }
+    if let Some(target) = target {
+        target.insert(out, value);
+    }
+}
+
 impl JsonPath {
     /// Parses `a.b.c`: non-empty segments without `[`, `]` or `/`.
     pub fn parse(text: &str) -> Option<JsonPath> {

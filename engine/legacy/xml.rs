@@ -660,12 +660,7 @@ impl<'a> Reader<'a> {
         };
         match field.conv.to_json(text, currency) {
             Ok(Some(value)) => {
-                if let Some(slot) = field.slot.and_then(|s| self.slots.get_mut(s)) {
-                    *slot = Some(value.clone());
-                }
-                if let Some(target) = &field.target {
-                    target.insert(out, value);
-                }
+                super::deliver(value, field.slot, field.target.as_ref(), &mut self.slots, out);
                 Ok(())
             }
             Ok(None) => Ok(()),
