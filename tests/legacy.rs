@@ -674,33 +674,23 @@ fn tollgate_codec_decodes_and_encodes_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("bal.bin");
     std::fs::write(&input, &record).unwrap();
-    let run = |args: &[&str]| {
+    // `tollgate codec <verb> --layout LAYOUT --input INPUT`
+    let codec = |verb: &str, layout: &Path, input: &Path| {
         Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(args)
+            .args(["codec", verb, "--layout"])
+            .arg(layout)
+            .arg("--input")
+            .arg(input)
             .output()
             .unwrap()
     };
-    let out = run(&[
-        "codec",
-        "decode",
-        "--layout",
-        layout.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let out = codec("decode", &layout, &input);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let decoded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(decoded["balances"].as_array().unwrap().len(), 3);
     let json_file = dir.path().join("bal.json");
     std::fs::write(&json_file, serde_json::to_vec(&decoded).unwrap()).unwrap();
-    let out = run(&[
-        "codec",
-        "encode",
-        "--layout",
-        layout.to_str().unwrap(),
-        "--input",
-        json_file.to_str().unwrap(),
-    ]);
+    let out = codec("encode", &layout, &json_file);
     assert!(out.status.success());
     assert_eq!(
         out.stdout, record,
@@ -709,14 +699,7 @@ fn tollgate_codec_decodes_and_encodes_from_the_command_line() {
 
     let broken = dir.path().join("broken.bin");
     std::fs::write(&broken, sim::balances_record(&account, "bad-nibble")).unwrap();
-    let out = run(&[
-        "codec",
-        "decode",
-        "--layout",
-        layout.to_str().unwrap(),
-        "--input",
-        broken.to_str().unwrap(),
-    ]);
+    let out = codec("decode", &layout, &broken);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -727,14 +710,7 @@ fn tollgate_codec_decodes_and_encodes_from_the_command_line() {
 
     let bad_layout = dir.path().join("bad.toml");
     std::fs::write(&bad_layout, LIST_LAYOUT.replace("X(4)", "Z(4)")).unwrap();
-    let out = run(&[
-        "codec",
-        "decode",
-        "--layout",
-        bad_layout.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let out = codec("decode", &bad_layout, &input);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error[invalid-pic]"), "{stderr}");

@@ -579,6 +579,22 @@ fn an_undefined_profile_is_an_error_where_it_is_named() {
         "\"strcit\"",
     );
     assert_eq!(d["help"], "did you mean `strict`?");
+
+    // A tier names its profile the same way (the partner here has its own, so only the
+    // tier's name is wrong).
+    let tiers = TIERS_TOML.replace(
+        "environments = [\"sandbox\", \"production\"]\n",
+        "environments = [\"sandbox\", \"production\"]\nmasking = \"opn\"\n",
+    );
+    let (_dir, diags) = broken(|dir| dir.write("policies/tiers.toml", &tiers));
+    let d = assert_reported(
+        &diags,
+        "unknown-masking-profile",
+        "policies/tiers.toml",
+        &tiers,
+        "\"opn\"",
+    );
+    assert_eq!(d["help"], "did you mean `open`?");
 }
 
 #[test]
