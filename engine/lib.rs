@@ -17,6 +17,7 @@ pub mod diagnostics;
 pub mod identity;
 pub mod legacy;
 pub mod limits;
+pub mod meter;
 pub mod pipeline;
 pub mod policy;
 pub mod problem;

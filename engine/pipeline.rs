@@ -54,6 +54,8 @@ pub struct Pipeline {
     pub masking_profiles: Vec<Arc<str>>,
     /// Rates, quotas, idempotency, SLAs and upstream protection (limits/).
     pub traffic: crate::limits::TrafficPlan,
+    /// Price plans and the ledger (meter/); `None` without policies/pricing.toml.
+    pub pricing: Option<Arc<crate::meter::Pricing>>,
 }
 
 /// Gateway-wide settings from gateway.toml.
@@ -125,6 +127,8 @@ pub struct RoutePlan {
     pub targets: EnvMap<Target>,
     pub scope: Option<RouteScope>,
     pub billable_event: Option<Arc<str>>,
+    /// What a call emits for billing; set only when pricing.toml exists (billing on).
+    pub billing: Option<Arc<crate::meter::RouteBilling>>,
     pub request_schema: Option<Arc<jsonschema::Validator>>,
     /// The request schema's plan, when it has `pci-pan` fields: card tokens this gateway
     /// issued are turned back into card numbers there before the body goes upstream.
@@ -311,6 +315,7 @@ impl Pipeline {
         // The whole body when it is at hand, so an idempotent call can be compared and a
         // retry can send it again.
         let mut replay: Option<bytes::Bytes> = None;
+        let mut request_amount = None;
         let body = match &route.request_schema {
             Some(schema) => {
                 if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
@@ -321,6 +326,12 @@ impl Pipeline {
                     .map_err(|fault| body_problem(fault, limits.max_body))?;
                 // Parsed once: validation, card tokens and the legacy encoding share it.
                 let mut value = validate::validate(&bytes, schema)?;
+                // A revenue share's amount, before detokenization or encoding touch the value.
+                request_amount = route
+                    .billing
+                    .as_ref()
+                    .and_then(|b| b.amount_on(crate::meter::AmountSide::Request))
+                    .and_then(|path| path.read(&value));
                 // Card tokens this partner was given go back to the core as card numbers.
                 let detokenized = route
                     .request_card_fields
@@ -436,7 +447,20 @@ impl Pipeline {
             response.headers_mut().insert(name.clone(), value.clone());
         }
 
-        // 10. meter and audit: arrive with monetisation.
+        // 10. meter and audit: a billable answer hands one usage record to the ledger
+        //     writer (a queue push that never waits). Audit arrives with its issue.
+        if let (Some(billing), Some(pricing), Some(meter)) = (&route.billing, &self.pricing, &stores.meter) {
+            let call = crate::meter::Call {
+                billing,
+                pricing,
+                route: &route.id,
+                environment: env,
+                partner: &partner.id,
+                interaction_id,
+                request_amount,
+            };
+            response = meter.meter(call, response).await?;
+        }
         Ok(response)
     }
 

@@ -1,5 +1,6 @@
-//! The command line: `serve`, `check`, `schema`, `explain`, `partner`, `codec`.
+//! The command line: `serve`, `check`, `schema`, `explain`, `partner`, `codec`, `billing`.
 
+mod billing;
 mod check;
 mod codec;
 mod explain;
@@ -77,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: codec::CodecCommand,
     },
+    /// Invoices and raw usage from the usage ledger.
+    Billing {
+        #[command(subcommand)]
+        command: billing::BillingCommand,
+    },
     /// Write the JSON Schemas of the policy file kinds, for editors (taplo).
     Schema {
         /// Directory to write the schemas and a taplo configuration into.
@@ -139,6 +145,7 @@ pub fn run() -> ExitCode {
         Command::Check { root, format } => check::run(&root, format),
         Command::Schema { out, kind } => schema::run(out, kind),
         Command::Codec { command } => codec::run(command),
+        Command::Billing { command } => billing::run(command),
         Command::Explain {
             command: ExplainCommand::Exposure { partner, root, format },
         } => {

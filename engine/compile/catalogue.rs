@@ -467,6 +467,7 @@ fn route_plan(
         targets: route_targets,
         scope,
         billable_event: raw.billable_event.as_deref().map(Arc::from),
+        billing: None,
         request_schema: request_schema.as_ref().map(|s| s.validator.clone()),
         request_card_fields: request_schema
             .filter(|s| s.projection.holds(crate::body::projection::FieldClass::PciPan))

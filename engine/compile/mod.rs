@@ -10,6 +10,7 @@ mod catalogue;
 mod gateway;
 pub mod legacy;
 mod masking;
+pub mod pricing;
 mod traffic;
 pub mod units;
 
@@ -62,6 +63,7 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
     masking::attach(set, &masking, &mut catalogue.routes, diags);
     masking::assign(set, &masking, &catalogue.routes, &mut access, diags);
     let traffic = traffic::compile(set, gateway.as_ref(), &catalogue.routes, &access, diags);
+    let pricing = pricing::compile(set, &mut catalogue.routes, &access, diags);
     let gateway = gateway?;
     let needs_issuer = credentials
         .list
@@ -110,5 +112,6 @@ pub fn compile(set: &PolicySet, clients: &ClientCache, diags: &mut Diagnostics) 
         upstreams: gateway.upstreams,
         masking_profiles: masking.profiles.iter().map(|p| p.name.clone()).collect(),
         traffic,
+        pricing,
     })
 }

@@ -9,6 +9,7 @@ pub mod document;
 mod json_span;
 pub mod raw;
 pub mod raw_legacy;
+pub mod raw_pricing;
 pub mod raw_traffic;
 pub mod schemas;
 pub mod version;
@@ -35,6 +36,7 @@ const KNOWN_POLICY_FILES: &[&str] = &[
     "scopes.toml",
     "tiers.toml",
     "masking.toml",
+    "pricing.toml",
     "partners/<id>.toml",
 ];
 
@@ -76,6 +78,8 @@ pub struct PolicySet {
     pub tiers: Option<Loaded<RawTiers>>,
     pub partners: Vec<Loaded<RawPartner>>,
     pub masking: Option<Loaded<RawMasking>>,
+    /// policies/pricing.toml; absent: nothing is metered or billed.
+    pub pricing: Option<Loaded<raw_pricing::RawPricing>>,
     pub products: Vec<LoadedProduct>,
     /// Legacy layouts, `catalogue/<domain>/legacy/*.toml`.
     pub layouts: Vec<LoadedLayout>,
@@ -115,6 +119,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
         tiers: None,
         partners: Vec::new(),
         masking: None,
+        pricing: None,
         products: Vec::new(),
         layouts: Vec::new(),
         json: BTreeMap::new(),
@@ -139,6 +144,7 @@ pub fn load(root: &Path) -> (PolicySet, Diagnostics) {
             Place::Tiers => set.tiers = load_toml(source, FileKind::Tiers, &mut diags),
             Place::Partner => set.partners.extend(load_toml(source, FileKind::Partner, &mut diags)),
             Place::Masking => set.masking = load_toml(source, FileKind::Masking, &mut diags),
+            Place::Pricing => set.pricing = load_toml(source, FileKind::Pricing, &mut diags),
             Place::Product { domain, dir } => {
                 if let Some(loaded) = load_toml::<RawProduct>(source, FileKind::Product, &mut diags) {
                     set.products.push(LoadedProduct {
@@ -209,6 +215,7 @@ enum Place {
     Tiers,
     Partner,
     Masking,
+    Pricing,
     Product { domain: String, dir: PathBuf },
     Layout { domain: String, dir: PathBuf, name: String },
     CatalogueJson,
@@ -224,6 +231,7 @@ fn classify(path: &Path) -> Place {
         [POLICIES_DIR, "scopes.toml"] => Place::Scopes,
         [POLICIES_DIR, "tiers.toml"] => Place::Tiers,
         [POLICIES_DIR, "masking.toml"] => Place::Masking,
+        [POLICIES_DIR, "pricing.toml"] => Place::Pricing,
         [POLICIES_DIR, "partners", _file] if is_toml => Place::Partner,
         [POLICIES_DIR, ..] => Place::UnknownPolicyFile,
         [CATALOGUE_DIR, domain, _file] if is_toml => Place::Product {

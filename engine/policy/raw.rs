@@ -26,6 +26,8 @@ pub struct RawGateway {
     pub external_issuers: Vec<RawExternalIssuer>,
     /// Where counters, quotas and idempotency records live (traffic control).
     pub state: Option<super::raw_traffic::RawState>,
+    /// The usage ledger metering writes to.
+    pub billing: Option<super::raw_pricing::RawBilling>,
 }
 
 /// `[[external_issuers]]` in gateway.toml.
@@ -155,6 +157,10 @@ pub struct RawRoute {
     pub response_schema: Option<String>,
     pub mock_status: Option<u16>,
     pub billable_event: Option<String>,
+    /// Outcome classes ("2xx", ...) that emit the billable event.
+    pub bill_on: Option<Vec<String>>,
+    /// Where a revenue share's amount is read.
+    pub revenue_amount: Option<super::raw_pricing::RawRevenueAmount>,
     // Traffic control: cost against the partner's limits, a per-partner rate for this
     // route, idempotency.
     pub weight: Option<u32>,
@@ -230,6 +236,8 @@ pub struct RawTier {
     pub environments: Vec<RawEnvironmentName>,
     pub token_lifetime: Option<String>,
     pub masking: Option<String>,
+    /// The price plan in pricing.toml.
+    pub plan: Option<String>,
     // Traffic control.
     pub rate: Option<String>,
     pub burst: Option<u32>,
@@ -287,6 +295,8 @@ pub struct RawAttestations {
 pub struct RawContract {
     pub version: String,
     pub accepted: String,
+    /// A price plan that overrides the tier's.
+    pub plan: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

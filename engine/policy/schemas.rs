@@ -14,10 +14,12 @@ pub enum FileKind {
     Masking,
     /// catalogue/<domain>/legacy/*.toml
     Legacy,
+    /// policies/pricing.toml
+    Pricing,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 7] = [
+    pub const ALL: [FileKind; 8] = [
         FileKind::Gateway,
         FileKind::Product,
         FileKind::Scopes,
@@ -25,6 +27,7 @@ impl FileKind {
         FileKind::Partner,
         FileKind::Masking,
         FileKind::Legacy,
+        FileKind::Pricing,
     ];
 
     /// The name used in messages and for the schema file.
@@ -37,6 +40,7 @@ impl FileKind {
             FileKind::Partner => "partner",
             FileKind::Masking => "masking",
             FileKind::Legacy => "legacy",
+            FileKind::Pricing => "pricing",
         }
     }
 
@@ -50,6 +54,7 @@ impl FileKind {
             FileKind::Partner => "policies/partners/*.toml",
             FileKind::Masking => "policies/masking.toml",
             FileKind::Legacy => "catalogue/*/legacy/*.toml",
+            FileKind::Pricing => "policies/pricing.toml",
         }
     }
 
@@ -63,6 +68,7 @@ impl FileKind {
             FileKind::Partner => include_str!("schemas/partner.schema.json"),
             FileKind::Masking => include_str!("schemas/masking.schema.json"),
             FileKind::Legacy => include_str!("schemas/legacy.schema.json"),
+            FileKind::Pricing => include_str!("schemas/pricing.schema.json"),
         }
     }
 

@@ -6,6 +6,8 @@
 //! - `GET  /admin/health`  liveness
 //! - `GET  /admin/sla`     per partner: availability and p99 latency this month and last,
 //!   against the tier's declared SLA
+//! - `GET  /admin/metrics` Prometheus text format: billable events per partner, event and
+//!   environment, and the meter's queue drops, batches and write errors
 
 use super::json_response;
 use super::state::{GatewayState, Outcome, Trigger};
@@ -43,6 +45,14 @@ pub async fn serve(listener: TcpListener, state: Arc<GatewayState>, mut stop: wa
     }
 }
 
+const ENDPOINTS: [&str; 5] = [
+    "GET /admin/status",
+    "POST /admin/reload",
+    "GET /admin/health",
+    "GET /admin/sla",
+    "GET /admin/metrics",
+];
+
 async fn route(state: &Arc<GatewayState>, request: Request<Incoming>) -> Response<Body> {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/admin/status") => json_response(StatusCode::OK, &status(state)),
@@ -56,11 +66,12 @@ async fn route(state: &Arc<GatewayState>, request: Request<Incoming>) -> Respons
         }
         (&Method::GET, "/admin/health") => json_response(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, "/admin/sla") => json_response(StatusCode::OK, &sla(state)),
-        (_, path @ ("/admin/status" | "/admin/health" | "/admin/reload" | "/admin/sla")) => {
+        (&Method::GET, "/admin/metrics") => metrics(state),
+        (_, path @ ("/admin/status" | "/admin/health" | "/admin/reload" | "/admin/sla" | "/admin/metrics")) => {
             let allow = if path == "/admin/reload" { "POST" } else { "GET" };
             let mut response = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
-                &json!({"error": "method not allowed", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health", "GET /admin/sla"]}),
+                &json!({"error": "method not allowed", "endpoints": ENDPOINTS}),
             );
             response
                 .headers_mut()
@@ -69,7 +80,7 @@ async fn route(state: &Arc<GatewayState>, request: Request<Incoming>) -> Respons
         }
         _ => json_response(
             StatusCode::NOT_FOUND,
-            &json!({"error": "not found", "endpoints": ["GET /admin/status", "POST /admin/reload", "GET /admin/health", "GET /admin/sla"]}),
+            &json!({"error": "not found", "endpoints": ENDPOINTS}),
         ),
     }
 }
@@ -174,4 +185,62 @@ fn sla(state: &GatewayState) -> serde_json::Value {
         "latency": "gateway response time to the response head; p99 is the bucket's upper bound (within 6.25%)",
         "partners": partners,
     })
+}
+
+/// Metering counters in the Prometheus text exposition format (0.0.4).
+fn metrics(state: &GatewayState) -> Response<Body> {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP tollgate_billable_events_total Billable events written to the usage ledger.\n# TYPE tollgate_billable_events_total counter"
+    );
+    let meter = state.stores.meter.as_ref();
+    if let Some(events) = meter.and_then(|m| m.stats().events.lock().ok().map(|e| e.clone())) {
+        for ((partner, event, environment), count) in events {
+            let _ = writeln!(
+                out,
+                "tollgate_billable_events_total{{partner=\"{}\",event=\"{}\",environment=\"{environment}\"}} {count}",
+                label(&partner),
+                label(&event)
+            );
+        }
+    }
+    let stat = |pick: fn(&crate::meter::MeterStats) -> u64| meter.map_or(0, |m| pick(m.stats()));
+    for (name, help, value) in [
+        (
+            "tollgate_meter_dropped_total",
+            "Usage records dropped because the meter's queue was full.",
+            stat(|s| s.dropped.load(Relaxed)),
+        ),
+        (
+            "tollgate_meter_records_written_total",
+            "Usage records the ledger accepted.",
+            stat(|s| s.written.load(Relaxed)),
+        ),
+        (
+            "tollgate_meter_batches_total",
+            "Batches written to the usage ledger.",
+            stat(|s| s.batches.load(Relaxed)),
+        ),
+        (
+            "tollgate_meter_write_errors_total",
+            "Failed batch writes (each is retried).",
+            stat(|s| s.write_errors.load(Relaxed)),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    let mut response = Response::new(crate::body::full(out));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -132,6 +132,11 @@ impl Server {
         tracing::info!("shutting down: no new connections; draining in-flight requests");
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Every answered call is metered: the writer drains its queue into the ledger.
+        if let Some(meter) = self.state.stores.meter.clone() {
+            let _ = tokio::task::spawn_blocking(move || meter.shutdown()).await;
+            tracing::info!("usage ledger flushed");
+        }
         tracing::info!("shutdown complete");
     }
 }

@@ -98,7 +98,7 @@ impl GatewayState {
         let Compiled { mut pipeline, warnings } = compile::build(&root, &clients)?;
         apply_overrides(&mut pipeline, &overrides)?;
         let version = pipeline.version.clone();
-        let stores = Stores::new(&pipeline.traffic.state).map_err(|error| {
+        let mut stores = Stores::new(&pipeline.traffic.state).map_err(|error| {
             Diagnostics(vec![Diagnostic::error(
                 "invalid-url",
                 format!("the state store cannot be set up: {error}"),
@@ -106,6 +106,17 @@ impl GatewayState {
             .at(crate::diagnostics::Location::file(crate::policy::GATEWAY_FILE))
             .help("check [state] url in policies/gateway.toml")])
         })?;
+        if let Some(pricing) = &pipeline.pricing {
+            let meter = crate::meter::Meter::start(pricing.ledger.clone()).map_err(|error| {
+                Diagnostics(vec![Diagnostic::error("ledger-unavailable", error.to_string())
+                    .at(crate::diagnostics::Location::file(crate::policy::GATEWAY_FILE))
+                    .help(
+                        "check [billing] in policies/gateway.toml: the ledger's path or PostgreSQL server",
+                    )])
+            })?;
+            meter.publish(&pricing.version, &pricing.book);
+            stores.meter = Some(meter);
+        }
         let now = SystemTime::now();
         let state = GatewayState {
             current: ArcSwap::from_pointee(pipeline),
@@ -168,9 +179,18 @@ impl GatewayState {
                     self.report(trigger, Outcome::Rejected, version, refused)
                 } else if pipeline.version == current.version && pipeline.material_digest == current.material_digest {
                     self.report(trigger, Outcome::Unchanged, version, warnings)
-                } else if let Err(refused) = check_live_change(&current, &pipeline) {
+                } else if let Err(refused) = check_live_change(&current, &pipeline)
+                    .and_then(|()| check_ledger_change(self.stores.meter.as_ref(), &pipeline))
+                {
                     self.report(trigger, Outcome::Rejected, version, refused)
                 } else {
+                    if let (Some(meter), Some(pricing)) = (&self.stores.meter, &pipeline.pricing) {
+                        // Stored before the first call of this version can be metered:
+                        // the writer takes the queue in order.
+                        let (meter, pricing) = (meter.clone(), Arc::clone(pricing));
+                        let _ =
+                            tokio::task::spawn_blocking(move || meter.publish(&pricing.version, &pricing.book)).await;
+                    }
                     self.current.store(Arc::new(pipeline));
                     *lock(&self.loaded_at) = SystemTime::now();
                     self.report(trigger, Outcome::Applied, version, warnings)
@@ -281,6 +301,27 @@ fn check_live_change(current: &Pipeline, next: &Pipeline) -> Result<(), Diagnost
     } else {
         Err(refused)
     }
+}
+
+/// The ledger is opened once, at start: billing cannot be switched on, off or moved live.
+fn check_ledger_change(meter: Option<&crate::meter::Meter>, next: &Pipeline) -> Result<(), Diagnostics> {
+    let next_ledger = next.pricing.as_ref().map(|p| &p.ledger);
+    let same = match (meter.map(|m| m.settings()), next_ledger) {
+        (None, None) => true,
+        (Some(running), Some(next)) => running == next,
+        // Switching billing off keeps the writer until restart; nothing is metered meanwhile.
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(Diagnostics(vec![Diagnostic::error(
+        "restart-required",
+        "the usage ledger ([billing], or billing switched on by policies/pricing.toml) cannot change while tollgate runs",
+    )
+    .at(crate::diagnostics::Location::file(crate::policy::GATEWAY_FILE))
+    .help("restart tollgate to open the new ledger; the previous policy keeps serving")]))
 }
 
 fn log_report(report: &ReloadReport) {

@@ -40,6 +40,8 @@ pub struct Stores {
     pub sla: SlaBook,
     /// Traffic-control counters shown on the admin listener.
     pub traffic: TrafficCounters,
+    /// The usage meter and its ledger writer, when billing is on (pricing.toml).
+    pub meter: Option<crate::meter::Meter>,
 }
 
 impl Stores {
