@@ -638,3 +638,31 @@ pub fn ledger_settings(set: &PolicySet, diags: &mut Diagnostics) -> LedgerSettin
         queue: raw.queue.map_or(262_144, |n| n as usize),
     }
 }
+
+/// Compiles a pricing.toml on its own into a price book, with `partners` (partner id ->
+/// plan id) as the assignment: for tests, fixtures and tools that price usage without a
+/// whole policy set. Event names are not checked against a catalogue.
+pub fn book_from_toml(path: &str, text: &str, partners: BTreeMap<String, String>) -> Result<PriceBook, Diagnostics> {
+    let source = crate::diagnostics::SourceFile::new(std::path::PathBuf::from(path), text.to_string());
+    let (loaded, mut diags) = crate::policy::load_file::<RawPricing>(source, crate::policy::schemas::FileKind::Pricing);
+    let Some(loaded) = loaded else {
+        return Err(diags);
+    };
+    // Every event is taken as emitted by a route with an amount.
+    let events = loaded
+        .raw
+        .plans
+        .values()
+        .flat_map(|p| p.events.keys())
+        .map(|e| (e.clone(), true))
+        .collect();
+    let plans = compile_plans(&loaded, &events, &mut diags);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(PriceBook {
+        rounding: rounding(loaded.raw.rounding),
+        plans,
+        partners,
+    })
+}
