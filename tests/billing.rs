@@ -552,3 +552,102 @@ async fn without_pricing_nothing_is_metered_and_no_ledger_is_opened() {
     let metrics = h.admin.get("localhost", "/admin/metrics").await;
     assert!(String::from_utf8_lossy(&metrics.body).contains("tollgate_meter_dropped_total 0"));
 }
+
+/// SIGKILL under load: every call answered longer than the batch window (plus one write)
+/// before the kill is in the ledger, nothing is there twice, and a restart adds exactly
+/// the calls made after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_at_most_the_batch_window_and_never_double_counts() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    const WINDOW: Duration = Duration::from_millis(100);
+    // One batch's write (an fsync'd commit) on a busy two-core machine.
+    const WRITE: Duration = Duration::from_millis(250);
+
+    let upstream = Upstream::start().await;
+    let dir = policy_set(&upstream.url());
+    billed(&dir, &upstream, "batch_window = \"100ms\"");
+    let settings = sqlite_settings(&dir);
+
+    let mut serving = Serving::start(dir.root(), &["--no-watch"]);
+    let client = TestClient::new(serving.addr);
+    client.sign_in().await;
+    let answered: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (client, answered, sent) = (client.fresh(), answered.clone(), sent.clone());
+        load.push(tokio::spawn(async move {
+            loop {
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match client.try_request(Method::GET, PROD, "/v1/accounts", &[], b"").await {
+                    Ok(reply) if reply.status == 200 => {
+                        let id = reply.header("x-fapi-interaction-id").unwrap().to_string();
+                        answered.lock().unwrap().push((id, Instant::now()));
+                    }
+                    Ok(reply) => panic!("unexpected answer under load: {}", reply.status),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    // Kill once plenty of calls are old enough that they must have been written.
+    wait_for(Duration::from_secs(60), "load to get going", || {
+        let n = answered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, at)| at.elapsed() > WINDOW + WRITE)
+            .count();
+        async move { n >= 500 }
+    })
+    .await;
+    serving.child.kill().unwrap();
+    let killed_at = Instant::now();
+    for task in load {
+        task.await.unwrap();
+    }
+    let _ = serving.child.wait();
+    let answered = answered.lock().unwrap().clone();
+    let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+
+    let rows = usage(&settings, Environment::Production).await;
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let calls: std::collections::HashSet<&str> = rows.iter().map(|r| r.interaction_id.as_str()).collect();
+    assert_eq!(ids.len(), rows.len(), "a record id twice");
+    assert_eq!(calls.len(), rows.len(), "a call counted twice");
+    assert!(rows.len() <= sent, "{} rows for {sent} calls sent", rows.len());
+    let must_have: Vec<&String> = answered
+        .iter()
+        .filter(|(_, at)| killed_at.duration_since(*at) > WINDOW + WRITE)
+        .map(|(id, _)| id)
+        .collect();
+    let lost: Vec<&&String> = must_have.iter().filter(|id| !calls.contains(id.as_str())).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} calls answered more than the window before the kill are missing",
+        lost.len(),
+        must_have.len()
+    );
+    assert!(
+        must_have.len() >= 500,
+        "the kill came too early to prove much: {}",
+        must_have.len()
+    );
+    let before = rows.len();
+
+    // Restart on the same ledger: exactly the new calls are added.
+    let serving = Serving::start(dir.root(), &["--no-watch"]);
+    let client = TestClient::new(serving.addr);
+    client.sign_in().await;
+    for _ in 0..50 {
+        assert_eq!(client.get(PROD, "/v1/accounts").await.status, 200);
+    }
+    serving.signal("-TERM");
+    let (code, logs) = serving.wait().await;
+    assert_eq!(code, Some(0), "{logs:?}");
+    let rows = usage(&settings, Environment::Production).await;
+    assert_eq!(rows.len(), before + 50, "the restart added exactly its own calls");
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), rows.len());
+}
