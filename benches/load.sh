@@ -35,10 +35,18 @@
 # embedded store. LIMITS=redis: the same in cluster mode against Redis on 127.0.0.1:6379
 # (which must be running), under a throwaway key prefix.
 #
+# METERING=1: billing is on. The measured route emits a billable event priced in a
+# policies/pricing.toml, so every answered call hands a usage record to the meter, whose
+# writer batches them into the SQLite ledger (data/usage.db in the bench's policy dir). At
+# the end the script stops tollgate (which drains the writer) and compares the ledger's row
+# count with the 2xx answers wrk counted for tollgate, and reads the meter's drops from
+# /admin/metrics: the writer keeps up when no record was dropped and every call is a row.
+#
 # Usage: benches/load.sh            (from anywhere in the repository)
 #        TLS=1 benches/load.sh      (HTTPS to both proxies)
 #        LIMITS=local benches/load.sh, LIMITS=redis benches/load.sh
 #        MASKING=1 benches/load.sh  (masked vs passthrough, 2 KB bodies; combines with the others)
+#        METERING=1 benches/load.sh (every call metered into the SQLite ledger; combines too)
 # Knobs (environment): ROUNDS=3 DURATION=10 CONNECTIONS=32 THREADS=1 WARMUP=3 TLS=0 LIMITS=off
 #                      MASKING=0 (1: about 4 minutes with the defaults)
 #                      BASE_PORT=19200 (uses BASE_PORT..BASE_PORT+3 on 127.0.0.1)
@@ -58,6 +66,7 @@ BASE_PORT=${BASE_PORT:-19200}
 TLS=${TLS:-0}
 LIMITS=${LIMITS:-off}
 MASKING=${MASKING:-0}
+METERING=${METERING:-0}
 HOST=127.0.0.1
 # The Host (and, with TLS, the certificate name) partners would use.
 API_HOST=api.bench
@@ -81,6 +90,10 @@ if [[ $TLS != 0 && $TLS != 1 ]]; then
 fi
 if [[ $MASKING != 0 && $MASKING != 1 ]]; then
     echo "error: MASKING must be 0 or 1" >&2
+    exit 2
+fi
+if [[ $METERING != 0 && $METERING != 1 ]]; then
+    echo "error: METERING must be 0 or 1" >&2
     exit 2
 fi
 if [[ $LIMITS != off && $LIMITS != local && $LIMITS != redis ]]; then
@@ -456,6 +469,21 @@ description = "Read items"
 EOF
 tier_masking=""
 [[ $MASKING == 1 ]] && tier_masking='masking = "bench"'
+tier_plan="" items_get_billing=""
+if [[ $METERING == 1 ]]; then
+    tier_plan='plan = "bench"'
+    items_get_billing='billable_event = "items.read"'
+    cat >"$POLICY/policies/pricing.toml" <<'EOF'
+[plans.bench]
+name = "Bench"
+currency = "GBP"
+subscription = "100.00"
+included_calls = 1000
+
+[plans.bench.events]
+"items.read" = { bands = [{ from = 1, to = 1000000, price = "0.002" }, { from = 1000001, price = "0.001" }] }
+EOF
+fi
 # Tokens live as long as tollgate allows (60m); ensure_token renews older ones.
 cat >"$POLICY/policies/tiers.toml" <<EOF
 [tiers.bench]
@@ -464,6 +492,7 @@ environments = ["production"]
 token_lifetime = "60m"
 $tier_masking
 $tier_limits
+$tier_plan
 EOF
 cat >"$POLICY/policies/partners/bench.toml" <<EOF
 id = "bench"
@@ -517,6 +546,7 @@ path = "/v1/items/{item_id}"
 scope = "items:read"
 upstream_path = "/items/{item_id}"
 $items_get_schema
+$items_get_billing
 EOF
 if [[ $MASKING == 1 ]]; then
     # The passthrough route: same product, scope and upstream, no response_schema, so the
@@ -823,9 +853,11 @@ if [[ $MASKING == 1 ]]; then
     log "  $REQUEST_PATH (profile bench); passthru is tollgate on $PLAIN_PATH (no response_schema)"
 fi
 log "warming up (${WARMUP}s each)"
+TG_CALLS=0 # every answer wrk counted from tollgate's metered route (METERING=1)
 for target in "${TARGETS[@]}"; do
     ensure_token
-    run "$target" "$WARMUP" >/dev/null
+    result=$(run "$target" "$WARMUP")
+    [[ $target == tollgate ]] && TG_CALLS=$((TG_CALLS + ${result%% *}))
 done
 
 declare -A RPS CPU
@@ -841,6 +873,7 @@ for round in $(seq "$ROUNDS"); do
         cpu=$(us_per_request "$ticks" "$requests")
         RPS[$target,$round]=$rps
         CPU[$target,$round]=$cpu
+        [[ $target == tollgate ]] && TG_CALLS=$((TG_CALLS + requests))
         [[ $target == direct ]] && cpu="-"
         printf '%-6s %-9s %12s %12s %16s %15s\n' "$round" "$target" "$requests" "$rps" "$cpu" \
             "$(us_per_request "$eticks" "$requests")"
@@ -884,4 +917,18 @@ if [[ $MASKING == 1 ]]; then
     echo "masked (tollgate) / passthrough (passthru), same process (per round: ${mask_rps[*]} | ${mask_cpu[*]}):"
     printf '  throughput                       %.3f  (target: >= 0.80, i.e. within 20%%)\n' "$(med "${mask_rps[@]}")"
     printf '  CPU per request                  %.3f\n' "$(med "${mask_cpu[@]}")"
+fi
+if [[ $METERING == 1 ]]; then
+    # Stop tollgate (SIGTERM drains the meter's writer), then count the ledger's rows.
+    dropped=$(curl -s "http://$HOST:$ADMIN_PORT/admin/metrics" | awk '/^tollgate_meter_dropped_total/ { print $2 }')
+    kill -TERM "$TOLLGATE_PID" 2>/dev/null || true
+    wait "$TOLLGATE_PID" 2>/dev/null || true
+    rows=$("$TOLLGATE" billing usage --root "$POLICY" | tail -n +2 | wc -l)
+    echo
+    echo "metering: $rows usage rows for $TG_CALLS calls wrk counted on tollgate (plus the set-up checks' calls); $dropped dropped"
+    if [[ ${dropped:-1} != 0 ]] || ((rows < TG_CALLS)); then
+        echo "  the writer did NOT keep up"
+    else
+        echo "  the writer kept up: every call is a row, none dropped"
+    fi
 fi
