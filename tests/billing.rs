@@ -396,6 +396,16 @@ fn pg_schema() -> String {
 
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// Drops a test's schema once it passed (a failed test leaves it to look at).
+async fn drop_schema(schema: &str) {
+    let (client, connection) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_become_exactly_the_expected_rows_in_postgres() {
     let schema = pg_schema();
@@ -410,6 +420,7 @@ async fn calls_become_exactly_the_expected_rows_in_postgres() {
         queue: 1024,
     })
     .await;
+    drop_schema(&schema).await;
 }
 
 /// A batch written twice (a retry after a commit whose answer was lost) counts once.
@@ -461,16 +472,18 @@ async fn a_retried_batch_counts_once_in_sqlite() {
 
 #[tokio::test]
 async fn a_retried_batch_counts_once_in_postgres() {
+    let schema = pg_schema();
     retried_batch_is_idempotent(LedgerSettings {
         store: LedgerStore::Postgres {
             url: PG_URL.into(),
-            schema: pg_schema(),
+            schema: schema.clone(),
         },
         batch_window: Duration::from_millis(50),
         batch_size: 1000,
         queue: 1024,
     })
     .await;
+    drop_schema(&schema).await;
 }
 
 /// Compiles a policy set and returns its diagnostics as `code file:line:col` lines.
@@ -537,6 +550,21 @@ async fn billing_gaps_are_compile_errors_at_their_line() {
             "no-price-plan policies/partners/acme.toml:12:20"
         ]
     );
+
+    // The contract may name the plan instead of the tier.
+    let acme = dir.read("policies/partners/acme.toml");
+    let with_plan = |plan: &str| {
+        acme.replacen(
+            "accepted = \"2026-01-15\"\n",
+            &format!("accepted = \"2026-01-15\"\nplan = \"{plan}\"\n"),
+            1,
+        )
+    };
+    dir.write("policies/partners/acme.toml", &with_plan("standard"));
+    assert_eq!(check(&dir), Vec::<String>::new());
+    dir.write("policies/partners/acme.toml", &with_plan("gold"));
+    assert_eq!(check(&dir), ["unknown-plan policies/partners/acme.toml:10:8"]);
+    dir.write("policies/partners/acme.toml", &acme);
 
     // Without pricing.toml nothing is billed and nothing is checked.
     std::fs::remove_file(dir.path("policies/pricing.toml")).unwrap();

@@ -569,6 +569,10 @@ fn assign(
     out
 }
 
+/// Default `[billing] batch_size`: large enough that under full load the writer's commits
+/// (one fsync each) stay few, small enough that one transaction stays short.
+const DEFAULT_BATCH_SIZE: usize = 5000;
+
 /// `[billing]` in gateway.toml.
 pub fn ledger_settings(set: &PolicySet, diags: &mut Diagnostics) -> LedgerSettings {
     let raw = set
@@ -634,7 +638,7 @@ pub fn ledger_settings(set: &PolicySet, diags: &mut Diagnostics) -> LedgerSettin
     LedgerSettings {
         store,
         batch_window,
-        batch_size: raw.batch_size.map_or(1000, |n| n as usize),
+        batch_size: raw.batch_size.map_or(DEFAULT_BATCH_SIZE, |n| n as usize),
         queue: raw.queue.map_or(262_144, |n| n as usize),
     }
 }

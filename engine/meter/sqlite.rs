@@ -4,6 +4,7 @@
 use super::ledger::{self, Ledger, LedgerError, StoredBook, UsageQuery, UsageRow};
 use super::price::PriceBook;
 use super::UsageRecord;
+use crate::route::Environment;
 use rusqlite::{params, Connection};
 use std::path::Path;
 
@@ -56,31 +57,40 @@ impl Ledger for SqliteLedger {
     fn append(&mut self, batch: &[UsageRecord]) -> Result<usize, LedgerError> {
         let tx = self.conn.transaction().map_err(store)?;
         let mut inserted = 0;
-        for record in batch {
-            let row = UsageRow::from_record(record);
-            let sql = format!(
-                "INSERT INTO {} (id, at_ms, partner, environment, product, route, event, outcome, units, \
-                 revenue_amount, interaction_id, policy_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-                 ON CONFLICT (id) DO NOTHING",
-                ledger::table(&row.environment)
-            );
-            let mut stmt = tx.prepare_cached(&sql).map_err(store)?;
-            inserted += stmt
-                .execute(params![
-                    row.id,
-                    row.at_ms,
-                    row.partner,
-                    row.environment,
-                    row.product,
-                    row.route,
-                    row.event,
-                    row.outcome,
-                    row.units,
-                    row.revenue_amount.map(|a| a.to_string()),
-                    row.interaction_id,
-                    row.policy_version
-                ])
-                .map_err(store)?;
+        {
+            // One prepared statement per table for the whole batch.
+            let insert = |table: &str| {
+                tx.prepare_cached(&format!(
+                    "INSERT INTO {table} (id, at_ms, partner, environment, product, route, event, outcome, units, \
+                     revenue_amount, interaction_id, policy_version) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING"
+                ))
+            };
+            let mut production = insert("usage").map_err(store)?;
+            let mut sandbox = insert("sandbox_usage").map_err(store)?;
+            let mut id = uuid::Uuid::encode_buffer();
+            for r in batch {
+                let stmt = match r.environment {
+                    Environment::Production => &mut production,
+                    Environment::Sandbox => &mut sandbox,
+                };
+                inserted += stmt
+                    .execute(params![
+                        &*r.id.hyphenated().encode_lower(&mut id),
+                        r.at_ms,
+                        &*r.partner,
+                        r.environment.as_str(),
+                        &*r.product,
+                        &*r.route,
+                        &*r.event,
+                        r.outcome,
+                        r.units,
+                        r.revenue_amount.map(|a| a.to_string()),
+                        r.interaction_id.to_str().unwrap_or_default(),
+                        &*r.policy_version
+                    ])
+                    .map_err(store)?;
+            }
         }
         tx.commit().map_err(store)?;
         Ok(inserted)
