@@ -37,7 +37,7 @@ fn fixed() -> Fixed {
 /// The record phase 10 builds, as it builds it.
 fn record(f: &Fixed) -> UsageRecord {
     UsageRecord {
-        id: uuid::Uuid::new_v4(),
+        id: uuid::Uuid::now_v7(),
         at_ms: now_ms(),
         partner: Arc::clone(&f.partner),
         environment: Environment::Production,

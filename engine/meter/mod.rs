@@ -76,7 +76,8 @@ pub struct Pricing {
 /// One metered call, as handed to the writer.
 #[derive(Debug, Clone)]
 pub struct UsageRecord {
-    /// Unique per record: a retried batch inserts nothing twice.
+    /// Unique per record: a retried batch inserts nothing twice. Version 7 (time-ordered),
+    /// so the ledger's primary-key index grows at its end instead of splitting pages at random.
     pub id: uuid::Uuid,
     /// Milliseconds since the Unix epoch (UTC).
     pub at_ms: i64,
@@ -389,7 +390,7 @@ impl Meter {
             None => (response, call.request_amount),
         };
         self.record(UsageRecord {
-            id: uuid::Uuid::new_v4(),
+            id: uuid::Uuid::now_v7(),
             at_ms: now_ms(),
             partner: Arc::clone(call.partner),
             environment: call.environment,
