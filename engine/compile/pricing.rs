@@ -45,7 +45,7 @@ pub fn compile(
         }
     }
     let plans = compile_plans(loaded, &events, diags);
-    let partners = assign(set, routes, access, &plans, &loaded.doc, diags);
+    let partners = assign(set, routes, access, loaded, diags);
     Some(Arc::new(Pricing {
         version: Arc::from(set.version.sha256.as_str()),
         book: PriceBook {
@@ -449,15 +449,11 @@ fn assign(
     set: &PolicySet,
     routes: &[RoutePlan],
     access: &AccessTable,
-    plans: &BTreeMap<String, Plan>,
-    pricing_doc: &Document,
+    pricing: &Loaded<RawPricing>,
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, String> {
-    let declared: BTreeSet<&str> = set
-        .pricing
-        .as_ref()
-        .map(|p| p.raw.plans.keys().map(String::as_str).collect())
-        .unwrap_or_default();
+    let declared: BTreeSet<&str> = pricing.raw.plans.keys().map(String::as_str).collect();
+    let pricing_doc = &pricing.doc;
     let unknown_plan = |plan: &str, at: Location| {
         let mut d = Diagnostic::error("unknown-plan", format!("plan `{plan}` does not exist")).at(at);
         d = match did_you_mean(plan, declared.iter().copied()) {
@@ -510,7 +506,9 @@ fn assign(
         if plan_id.is_none() && (set.incomplete || misnamed.contains(raw.tier.as_str())) {
             continue;
         }
-        let plan = plan_id.and_then(|id| plans.get(id));
+        // Coverage is checked against the plan as written, so a plan with a bad price still
+        // has its missing events reported.
+        let plan = plan_id.and_then(|id| pricing.raw.plans.get(id));
         let mut missing: BTreeMap<usize, BTreeSet<&str>> = BTreeMap::new();
         for route in routes {
             let Some(billing) = &route.billing else { continue };
@@ -518,8 +516,7 @@ fn assign(
                 continue;
             }
             let priced = plan.is_some_and(|p| p.events.contains_key(&*billing.event));
-            // A plan that failed to compile already has its errors.
-            if !priced && (plan.is_some() || plan_id.is_none()) {
+            if !priced {
                 missing.entry(route.product).or_default().insert(&billing.event);
             }
         }
