@@ -437,3 +437,75 @@ async fn response_amount(
         .and_then(|value| path.read(&value));
     Ok((http::Response::from_parts(parts, crate::body::full(bytes)), amount))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::{LedgerStore, UsageQuery};
+
+    fn record(n: u32) -> UsageRecord {
+        UsageRecord {
+            id: uuid::Uuid::now_v7(),
+            at_ms: 1_000 + i64::from(n),
+            partner: "acme".into(),
+            environment: Environment::Production,
+            product: "p".into(),
+            route: "r".into(),
+            event: "e".into(),
+            outcome: 200,
+            units: 1,
+            revenue_amount: None,
+            interaction_id: http::HeaderValue::from_static("93bac548-d2de-4546-b106-880a5018460d"),
+            policy_version: "v".into(),
+        }
+    }
+
+    fn rows(settings: &LedgerSettings) -> usize {
+        let query = UsageQuery {
+            environment: Environment::Production,
+            partner: None,
+            from_ms: 0,
+            to_ms: i64::MAX,
+        };
+        ledger::open(settings).unwrap().usage(&query).unwrap().len()
+    }
+
+    #[test]
+    fn flush_and_shutdown_write_everything_handed_off_without_waiting_for_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = LedgerSettings {
+            store: LedgerStore::Sqlite {
+                path: dir.path().join("usage.db"),
+            },
+            // Far longer than the test: only a flush, a full batch or a stop writes.
+            batch_window: Duration::from_secs(600),
+            batch_size: 3,
+            queue: 1024,
+        };
+        let meter = Meter::start(settings.clone()).unwrap();
+        for n in 0..7 {
+            meter.record(record(n));
+        }
+        let started = Instant::now();
+        meter.flush();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "flush waited for the batch window"
+        );
+        assert_eq!(rows(&settings), 7);
+        // Full batches of 3 are written as they fill, the rest when the flush closes it.
+        assert_eq!(meter.stats().batches.load(Ordering::Relaxed), 3);
+        for n in 7..9 {
+            meter.record(record(n));
+        }
+        meter.shutdown();
+        assert_eq!(rows(&settings), 9);
+        assert_eq!(meter.stats().written.load(Ordering::Relaxed), 9);
+        assert_eq!(meter.stats().dropped.load(Ordering::Relaxed), 0);
+        let events = meter.stats().events.lock().unwrap().clone();
+        assert_eq!(events.get(&("acme".into(), "e".into(), "production")), Some(&9));
+        // After the writer stopped, a record is dropped and counted, never waited for.
+        meter.record(record(9));
+        assert_eq!(meter.stats().dropped.load(Ordering::Relaxed), 1);
+    }
+}
