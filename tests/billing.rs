@@ -581,11 +581,32 @@ async fn without_pricing_nothing_is_metered_and_no_ledger_is_opened() {
     assert!(String::from_utf8_lossy(&metrics.body).contains("tollgate_meter_dropped_total 0"));
 }
 
-/// SIGKILL under load: every call answered longer than the batch window (plus one write)
-/// before the kill is in the ledger, nothing is there twice, and a restart adds exactly
-/// the calls made after it.
+/// SIGKILL under load, in SQLite and in PostgreSQL: every call answered longer than the
+/// batch window (plus one write) before the kill is in the ledger, nothing is there twice,
+/// and a restart adds exactly the calls made after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_under_load_loses_at_most_the_batch_window_and_never_double_counts() {
+async fn kill_9_under_load_loses_at_most_the_batch_window_and_never_double_counts_in_sqlite() {
+    kill_9_under_load("batch_window = \"100ms\"", sqlite_settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_at_most_the_batch_window_and_never_double_counts_in_postgres() {
+    let schema = pg_schema();
+    let billing = format!("ledger = \"postgres\"\nurl = \"{PG_URL}\"\nschema = \"{schema}\"\nbatch_window = \"100ms\"");
+    kill_9_under_load(&billing, |_| LedgerSettings {
+        store: LedgerStore::Postgres {
+            url: PG_URL.into(),
+            schema: schema.clone(),
+        },
+        batch_window: Duration::from_millis(100),
+        batch_size: 5000,
+        queue: 1024,
+    })
+    .await;
+    drop_schema(&schema).await;
+}
+
+async fn kill_9_under_load(billing: &str, settings: impl Fn(&PolicyDir) -> LedgerSettings) {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
     const WINDOW: Duration = Duration::from_millis(100);
@@ -594,8 +615,8 @@ async fn kill_9_under_load_loses_at_most_the_batch_window_and_never_double_count
 
     let upstream = Upstream::start().await;
     let dir = policy_set(&upstream.url());
-    billed(&dir, &upstream, "batch_window = \"100ms\"");
-    let settings = sqlite_settings(&dir);
+    billed(&dir, &upstream, billing);
+    let settings = settings(&dir);
 
     let mut serving = Serving::start(dir.root(), &["--no-watch"]);
     let client = TestClient::new(serving.addr);
