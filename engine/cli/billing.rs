@@ -98,6 +98,15 @@ fn open_ledger(root: &Path) -> Result<Box<dyn Ledger>, String> {
     if diags.has_errors() {
         return Err(format!("[billing] in gateway.toml has errors:\n{}", diags.render()));
     }
+    // Reading must not create an empty ledger where none was written.
+    if let ledger::LedgerStore::Sqlite { path } = &settings.store {
+        if !path.exists() {
+            return Err(format!(
+                "no usage ledger at `{}`: tollgate has not served this policy set with policies/pricing.toml",
+                path.display()
+            ));
+        }
+    }
     ledger::open(&settings).map_err(|e| e.to_string())
 }
 
