@@ -668,11 +668,11 @@ async fn project(
     if bytes.is_empty() {
         return Ok(Response::from_parts(parts, crate::body::empty()));
     }
-    let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-        tracing::warn!(route = %route.id, "upstream answered with malformed JSON");
+    let mut projected = Vec::with_capacity(bytes.len());
+    let effect = plan.project(&bytes, audience, &mut projected).map_err(|error| {
+        tracing::warn!(route = %route.id, %error, "upstream answered with malformed JSON");
         Problem::BadUpstreamResponse
     })?;
-    let effect = plan.apply(&mut value, audience);
     if effect.pans_caught > 0 {
         stores
             .pans_caught
@@ -699,7 +699,6 @@ async fn project(
             "response projected"
         );
     }
-    let projected = serde_json::to_vec(&value).map_err(|_| Problem::BadUpstreamResponse)?;
     parts.headers.remove(header::CONTENT_LENGTH);
     Ok(Response::from_parts(parts, crate::body::full(projected)))
 }

@@ -6,7 +6,6 @@
 //! the plan once, and each field meets at most one rule.
 
 use ring::hmac;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -39,8 +38,8 @@ pub enum Action {
     Hash,
     /// A format-preserving card token the gateway can reverse.
     Tokenize,
-    /// Replaced with this value.
-    Redact(Value),
+    /// Replaced with this value, held as the JSON text written in its place.
+    Redact(Box<str>),
     /// Passed unchanged: the profile allows the field explicitly.
     Keep,
 }
