@@ -416,21 +416,20 @@ impl Pipeline {
         // 9. response: the core's legacy format becomes JSON (a record that does not match
         //    its layout is 502); default deny, a 2xx from the core carries only the members
         //    its schema declares, masked as the partner's profile says (plans compiled per
-        //    profile); then lifecycle headers.
+        //    profile), and an error only a problem's title, status and detail; then
+        //    lifecycle headers.
         if let (Target::Upstream(_), Some(legacy)) = (target, &route.legacy) {
             response = legacy.decode_response(response, &route.id).await?;
         }
         if let (Target::Upstream(_), Some(plan)) = (target, route.response_plan(partner.masking)) {
-            if response.status().is_success() {
-                let audience = Audience {
-                    pci_attested,
-                    partner: &partner.id,
-                    scopes: &caller.scopes,
-                    key: partner.mask_key.as_ref(),
-                    vault: &stores.token_vault,
-                };
-                response = project(response, plan, &audience, route, stores).await?;
-            }
+            let audience = Audience {
+                pci_attested,
+                partner: &partner.id,
+                scopes: &caller.scopes,
+                key: partner.mask_key.as_ref(),
+                vault: &stores.token_vault,
+            };
+            response = project(response, plan, &audience, route, stores).await?;
         }
         for (name, value) in &product.lifecycle_headers {
             response.headers_mut().insert(name.clone(), value.clone());
@@ -636,8 +635,19 @@ impl Pipeline {
 /// unchecked.
 const MAX_PROJECTED_BYTES: usize = 8 * 1024 * 1024;
 
-/// Reduces a JSON response to the members `plan` allows. A response that should be JSON
-/// but is not, is too large, or does not parse is the upstream's fault: 502, not a leak.
+/// What the core's own error answers may carry to a partner: the RFC 9457 members that
+/// explain the error. `type` and `instance` are dropped: the core's URIs name its hosts.
+static ERROR_PLAN: std::sync::LazyLock<Projection> = std::sync::LazyLock::new(|| {
+    let schema = serde_json::json!({"type": "object", "properties": {
+        "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}
+    }});
+    Projection::from_schema(&schema, &schema)
+});
+
+/// Reduces a JSON response to the members `plan` allows. A 2xx that should be JSON but is
+/// not, is too large, or does not parse is the upstream's fault: 502, not a leak. An error
+/// answer keeps its status and at most a problem's title, status and detail; one that is
+/// not JSON loses its body (a core's stack trace or error page is not for partners).
 async fn project(
     response: Response<Body>,
     plan: &Projection,
@@ -645,12 +655,42 @@ async fn project(
     route: &RoutePlan,
     stores: &Stores,
 ) -> Result<Response<Body>, Problem> {
+    let success = response.status().is_success();
+    let plan = if success { plan } else { &ERROR_PLAN };
     let (mut parts, body) = response.into_parts();
     if http_body::Body::is_end_stream(&body) {
         return Ok(Response::from_parts(parts, body));
     }
+    let projected = match project_body(&parts, body, plan, audience, route, stores).await {
+        Ok(projected) => projected,
+        Err(problem) if success => return Err(problem),
+        Err(_) => {
+            tracing::debug!(route = %route.id, status = %parts.status, "upstream error body dropped");
+            Vec::new()
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if projected.is_empty() {
+        parts.headers.remove(header::CONTENT_TYPE);
+        return Ok(Response::from_parts(parts, crate::body::empty()));
+    }
+    Ok(Response::from_parts(parts, crate::body::full(projected)))
+}
+
+/// Reads a response body and projects it with `plan`; counts what was dropped and caught.
+async fn project_body(
+    parts: &http::response::Parts,
+    body: Body,
+    plan: &Projection,
+    audience: &Audience<'_>,
+    route: &RoutePlan,
+    stores: &Stores,
+) -> Result<Vec<u8>, Problem> {
+    let success = parts.status.is_success();
     if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
-        tracing::warn!(route = %route.id, "upstream answered a JSON route with another media type");
+        if success {
+            tracing::warn!(route = %route.id, "upstream answered a JSON route with another media type");
+        }
         return Err(Problem::BadUpstreamResponse);
     }
     let mut body = body;
@@ -666,11 +706,13 @@ async fn project(
         }
     }
     if bytes.is_empty() {
-        return Ok(Response::from_parts(parts, crate::body::empty()));
+        return Ok(Vec::new());
     }
     let mut projected = Vec::with_capacity(bytes.len());
     let effect = plan.project(&bytes, audience, &mut projected).map_err(|error| {
-        tracing::warn!(route = %route.id, %error, "upstream answered with malformed JSON");
+        if success {
+            tracing::warn!(route = %route.id, %error, "upstream answered with malformed JSON");
+        }
         Problem::BadUpstreamResponse
     })?;
     if effect.pans_caught > 0 {
@@ -699,8 +741,7 @@ async fn project(
             "response projected"
         );
     }
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Ok(Response::from_parts(parts, crate::body::full(projected)))
+    Ok(projected)
 }
 
 /// A request the gateway answers itself, as an authorization server.

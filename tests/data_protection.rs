@@ -204,6 +204,25 @@ async fn a_json_route_answered_with_anything_else_is_a_502() {
     }
 }
 
+#[tokio::test]
+async fn the_cores_error_answers_keep_their_status_and_lose_their_internals() {
+    let h = projection_harness("/core-refusal").await;
+    let reply = h.client.get(PROD, "/v1/accounts").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"title": "No such account", "status": 404, "detail": "No account linked to card 411111******1111"})
+    );
+    h.gw.shutdown().await;
+
+    let h = projection_harness("/core-crash").await;
+    let reply = h.client.get(PROD, "/v1/accounts").await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.body.is_empty(), "{:?}", String::from_utf8_lossy(&reply.body));
+    assert!(reply.headers.get("content-type").is_none());
+    h.gw.shutdown().await;
+}
+
 const CARDISH_SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
