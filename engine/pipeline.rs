@@ -120,6 +120,8 @@ pub struct RoutePlan {
     pub method: Method,
     /// The partner-facing path template, for logs (never the raw path, which holds ids).
     pub path: Arc<str>,
+    /// The route's own request body limit, below the gateway's (`None`: the gateway's).
+    pub max_body: Option<u64>,
     pub upstream_path: PathTemplate,
     /// What answers the route in each environment; absent where it is not offered.
     pub targets: EnvMap<Target>,
@@ -139,6 +141,11 @@ pub struct RoutePlan {
 }
 
 impl RoutePlan {
+    /// The largest request body this route accepts.
+    pub fn body_limit(&self, limits: &Limits) -> u64 {
+        self.max_body.unwrap_or(limits.max_body)
+    }
+
     /// The response plan for a partner on masking profile `profile` (`None`: projection and
     /// data classes only). `None` when the route has no response schema.
     pub fn response_plan(&self, profile: Option<usize>) -> Option<&Arc<Projection>> {
@@ -300,8 +307,9 @@ impl Pipeline {
         //    only in JSON; where the route has a request schema, read the body whole and
         //    validate it, so malformed input never reaches the core.
         let limits = &self.settings.limits;
-        if declared_length(request.headers()).is_some_and(|len| len > limits.max_body) {
-            return Err(Problem::PayloadTooLarge { limit: limits.max_body });
+        let max_body = route.body_limit(limits);
+        if declared_length(request.headers()).is_some_and(|len| len > max_body) {
+            return Err(Problem::PayloadTooLarge { limit: max_body });
         }
         if !validate::accepts_json(request.headers().get(header::ACCEPT)) {
             return Err(Problem::NotAcceptable);
@@ -316,9 +324,9 @@ impl Pipeline {
                 if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
                     return Err(Problem::UnsupportedMediaType);
                 }
-                let bytes = read_all(incoming, limits.max_body, limits.body_read_timeout)
+                let bytes = read_all(incoming, max_body, limits.body_read_timeout)
                     .await
-                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                    .map_err(|fault| body_problem(fault, max_body))?;
                 // Parsed once: validation, card tokens and the legacy encoding share it.
                 let mut value = validate::validate(&bytes, schema)?;
                 // Card tokens this partner was given go back to the core as card numbers.
@@ -350,15 +358,13 @@ impl Pipeline {
             }
             // An idempotent call is compared by its body, so it is read whole.
             None if idempotency_scope.is_some() => {
-                let bytes = read_all(incoming, limits.max_body, limits.body_read_timeout)
+                let bytes = read_all(incoming, max_body, limits.body_read_timeout)
                     .await
-                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                    .map_err(|fault| body_problem(fault, max_body))?;
                 replay = Some(bytes.clone());
                 crate::body::full(bytes)
             }
-            None => {
-                GuardedBody::new(incoming, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync()
-            }
+            None => GuardedBody::new(incoming, max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync(),
         };
         if let (Some(plan), Some(scope)) = (idempotency, idempotency_scope) {
             let hash = crate::limits::idempotency::body_hash(replay.as_deref().unwrap_or_default());
@@ -382,10 +388,7 @@ impl Pipeline {
         let mut response = match target {
             Target::Mock(mock) => {
                 if body.collect().await.is_err() {
-                    return Err(body_problem(
-                        verdict.fault().unwrap_or(BodyFault::Broken),
-                        limits.max_body,
-                    ));
+                    return Err(body_problem(verdict.fault().unwrap_or(BodyFault::Broken), max_body));
                 }
                 mock.response()
             }
@@ -487,7 +490,7 @@ impl Pipeline {
             Err(SendError::Refused(Refusal::CircuitOpen { retry_after })) => Err(Problem::CircuitOpen { retry_after }),
             Err(SendError::Refused(Refusal::Overloaded)) => Err(Problem::UpstreamOverloaded),
             Err(SendError::Upstream(error)) => Err(match (verdict.fault(), error) {
-                (Some(fault), _) => body_problem(fault, limits.max_body),
+                (Some(fault), _) => body_problem(fault, route.body_limit(limits)),
                 (None, UpstreamError::Connect) => Problem::UpstreamUnavailable,
                 (None, UpstreamError::Timeout) => Problem::UpstreamTimeout,
                 (None, UpstreamError::Exchange) => Problem::BadUpstreamResponse,

@@ -286,6 +286,60 @@ async fn card_data_is_protected_by_its_data_class() {
     h.gw.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_route_can_lower_the_body_limit_but_not_raise_it() {
+    let h = Harness::start_with(false, |dir, _| {
+        let accounts = ACCOUNTS_TOML.replace(
+            "upstream_path = \"/acct/{account_id}/xfer\"\n",
+            "upstream_path = \"/acct/{account_id}/xfer\"\nmax_body = \"64B\"\n",
+        );
+        dir.write("catalogue/accounts/accounts.toml", &accounts);
+    })
+    .await;
+    let small = br#"{"amount": "10.00", "currency": "GBP"}"#;
+    let reply = h.client.request(Method::POST, PROD, PATH, &[JSON], small).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let large = format!(
+        r#"{{"amount": "10.00", "currency": "GBP", "reference": "{}"}}"#,
+        "x".repeat(64)
+    );
+    let reply = h
+        .client
+        .request(Method::POST, PROD, PATH, &[JSON], large.as_bytes())
+        .await;
+    let doc = reply.assert_problem(413, "payload-too-large");
+    assert!(doc["detail"].as_str().unwrap_or("").contains("64"), "{doc}");
+    assert_eq!(h.upstream.count(), 1, "the large body never reached the core");
+    // Other routes keep the gateway's limit.
+    let reply = h
+        .client
+        .request(Method::PUT, PROD, "/v1/accounts/ACC-1", &[JSON], large.as_bytes())
+        .await;
+    assert_ne!(reply.status, 413);
+    h.gw.shutdown().await;
+
+    let dir = policy_set("http://127.0.0.1:9");
+    let accounts = ACCOUNTS_TOML.replace(
+        "upstream_path = \"/acct/{account_id}/xfer\"\n",
+        "upstream_path = \"/acct/{account_id}/xfer\"\nmax_body = \"2MiB\"\n",
+    );
+    dir.write("catalogue/accounts/accounts.toml", &accounts);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--root", dir.root().to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "body-limit-above-gateway")
+        .unwrap_or_else(|| panic!("reported: {doc}"));
+    assert_eq!(d["location"]["file"], "catalogue/accounts/accounts.toml");
+    let line = ACCOUNTS_TOML.lines().position(|l| l.contains("/xfer")).unwrap() + 2;
+    assert_eq!(d["location"]["line"], line);
+}
+
 #[test]
 fn an_unknown_data_class_is_a_compile_error_in_the_schema_file() {
     let dir = policy_set("http://127.0.0.1:9");

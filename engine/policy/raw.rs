@@ -154,6 +154,8 @@ pub struct RawRoute {
     pub request_schema: Option<String>,
     pub response_schema: Option<String>,
     pub mock_status: Option<u16>,
+    /// Largest request body for this route, below the gateway's `limits.max_body`.
+    pub max_body: Option<String>,
     pub billable_event: Option<String>,
     // Traffic control: cost against the partner's limits, a per-partner rate for this
     // route, idempotency.
