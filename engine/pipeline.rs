@@ -329,11 +329,16 @@ impl Pipeline {
                     .map_err(|fault| body_problem(fault, max_body))?;
                 // Parsed once: validation, card tokens and the legacy encoding share it.
                 let mut value = validate::validate(&bytes, schema)?;
-                // Card tokens this partner was given go back to the core as card numbers.
-                let detokenized = route
-                    .request_card_fields
-                    .as_ref()
-                    .is_some_and(|plan| plan.detokenize(&mut value, &partner.id, &stores.token_vault) > 0);
+                // Card tokens this partner was given go back to the core as card numbers
+                // (in cluster mode, also tokens another instance gave it).
+                let mut detokenized = false;
+                if let Some(plan) = &route.request_card_fields {
+                    let (replaced, unknown) = plan.detokenize(&mut value, &partner.id, &stores.token_vault);
+                    detokenized = replaced > 0;
+                    if crate::state::tokens::recall(stores, &partner.id, partner.mask_key.as_ref(), &unknown).await {
+                        detokenized |= plan.detokenize(&mut value, &partner.id, &stores.token_vault).0 > 0;
+                    }
+                }
                 // The validated JSON becomes the record the core expects.
                 let record = match &route.legacy {
                     Some(legacy) => legacy.encode_request(&value)?,
@@ -433,6 +438,7 @@ impl Pipeline {
                 vault: &stores.token_vault,
             };
             response = project(response, plan, &audience, route, stores).await?;
+            crate::state::tokens::share(stores).await;
         }
         for (name, value) in &product.lifecycle_headers {
             response.headers_mut().insert(name.clone(), value.clone());

@@ -5,7 +5,7 @@
 //! the projection plan (`Projection::rule`), so a request evaluates no JSONPath: it walks
 //! the plan once, and each field meets at most one rule.
 
-use ring::hmac;
+use ring::{aead, hmac};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -101,6 +101,46 @@ impl PartnerKey {
         ctx.update(text.as_bytes());
         ctx.update(&counter.to_be_bytes());
         ctx.sign()
+    }
+
+    /// Seals a card number for the shared token store: AES-256-GCM under a key derived
+    /// from this partner's, bound to the token it answers to, so a sealed number copied to
+    /// another token or partner does not open.
+    pub fn seal(&self, token: &str, number: &str) -> Option<Vec<u8>> {
+        use ring::rand::SecureRandom;
+        let key = self.sealing_key()?;
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        ring::rand::SystemRandom::new().fill(&mut nonce).ok()?;
+        let mut sealed = number.as_bytes().to_vec();
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(token.as_bytes()),
+            &mut sealed,
+        )
+        .ok()?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    /// Opens what `seal` made for `token`; `None` if it was made for another token, another
+    /// partner or under another key, or was altered.
+    pub fn open(&self, token: &str, sealed: &[u8]) -> Option<String> {
+        let key = self.sealing_key()?;
+        let (nonce, rest) = sealed.split_at_checked(aead::NONCE_LEN)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buffer = rest.to_vec();
+        let plain = key
+            .open_in_place(nonce, aead::Aad::from(token.as_bytes()), &mut buffer)
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
+    }
+
+    fn sealing_key(&self) -> Option<aead::LessSafeKey> {
+        let tag = self.tag("vault-seal", "", 0);
+        aead::UnboundKey::new(&aead::AES_256_GCM, tag.as_ref())
+            .ok()
+            .map(aead::LessSafeKey::new)
     }
 
     /// The keyed hash of `text`: 128 bits, base64url.
@@ -253,6 +293,9 @@ fn card_grouping(groups: &[usize], before: Option<u8>, after: Option<u8>) -> boo
 /// Card tokens issued by this gateway, per partner, and the numbers behind them. Tokens are
 /// derived from the partner's key, so the same card gets the same token after a restart;
 /// the vault remembers the way back, and settles the rare collision.
+///
+/// In cluster mode the vault is `shared`: each token issued is also kept, sealed, for the
+/// shared store (`take_unshared`), so a partner may send it back through any instance.
 #[derive(Debug, Default)]
 pub struct TokenVault {
     inner: Mutex<Vault>,
@@ -262,6 +305,20 @@ pub struct TokenVault {
 #[derive(Debug, Default)]
 struct Vault {
     partners: HashMap<String, PartnerTokens>,
+    shared: bool,
+    unshared: Vec<SealedToken>,
+}
+
+/// Most tokens kept waiting for an unreachable shared store.
+const MAX_UNSHARED: usize = 100_000;
+
+/// A token issued here, with its card number sealed (`PartnerKey::seal`), on its way to the
+/// shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedToken {
+    pub partner: String,
+    pub token: String,
+    pub sealed: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -273,6 +330,50 @@ struct PartnerTokens {
 }
 
 impl TokenVault {
+    /// A vault whose new tokens are also queued, sealed, for a shared store.
+    pub fn shared() -> TokenVault {
+        TokenVault {
+            inner: Mutex::new(Vault {
+                shared: true,
+                ..Vault::default()
+            }),
+        }
+    }
+
+    /// Tokens issued since the last call, for the shared store.
+    pub fn take_unshared(&self) -> Vec<SealedToken> {
+        self.inner
+            .lock()
+            .map(|mut v| std::mem::take(&mut v.unshared))
+            .unwrap_or_default()
+    }
+
+    /// Puts back tokens the shared store did not take, to be offered again; beyond
+    /// `MAX_UNSHARED` waiting, the oldest are given up (they stay reversible here).
+    pub fn requeue(&self, tokens: Vec<SealedToken>) {
+        if let Ok(mut vault) = self.inner.lock() {
+            vault.unshared.extend(tokens);
+            let excess = vault.unshared.len().saturating_sub(MAX_UNSHARED);
+            vault.unshared.drain(..excess);
+        }
+    }
+
+    /// Whether `token` is known here for `partner`.
+    pub fn knows(&self, partner: &str, token: &str) -> bool {
+        self.inner
+            .lock()
+            .is_ok_and(|v| v.partners.get(partner).is_some_and(|p| p.numbers.contains_key(token)))
+    }
+
+    /// Records a token another instance issued, as the shared store returned it.
+    pub fn remember(&self, partner: &str, token: &str, number: &str) {
+        if let Ok(mut vault) = self.inner.lock() {
+            let issued = vault.partners.entry(partner.to_string()).or_default();
+            issued.numbers.insert(token.to_string(), number.to_string());
+            issued.tokens.insert(number.to_string(), token.to_string());
+        }
+    }
+
     /// The token for `text` (a card number, possibly grouped) for `partner`. Digits become
     /// other digits except the last four; separators stay; a token of card-number length
     /// always fails the Luhn check, so it can never be mistaken for a card.
@@ -295,6 +396,15 @@ impl TokenVault {
         };
         issued.numbers.insert(token.clone(), text.to_string());
         issued.tokens.insert(text.to_string(), token.clone());
+        if vault.shared {
+            if let Some(sealed) = key.seal(&token, text) {
+                vault.unshared.push(SealedToken {
+                    partner: partner.to_string(),
+                    token: token.clone(),
+                    sealed,
+                });
+            }
+        }
         token
     }
 
@@ -416,6 +526,31 @@ mod tests {
         assert_ne!(key("a").hash("GB29"), key("b").hash("GB29"));
         assert_ne!(key("a").hash("GB29"), key("a").hash("GB30"));
         assert_eq!(key("a").hash("x").len(), 22);
+    }
+
+    #[test]
+    fn sealed_numbers_open_only_for_their_token_partner_and_key() {
+        let acme = PartnerKey::derive(&[7; 32], "acme");
+        let beta = PartnerKey::derive(&[7; 32], "beta");
+        let sealed = acme.seal("830294556173111", "4111111111111111").expect("sealed");
+        assert!(!sealed.windows(16).any(|w| w == b"4111111111111111"));
+        assert_eq!(
+            acme.open("830294556173111", &sealed).as_deref(),
+            Some("4111111111111111")
+        );
+        assert_eq!(acme.open("830294556173112", &sealed), None, "bound to its token");
+        assert_eq!(beta.open("830294556173111", &sealed), None, "bound to its partner");
+        let mut tampered = sealed.clone();
+        if let Some(last) = tampered.last_mut() {
+            *last ^= 1;
+        }
+        assert_eq!(acme.open("830294556173111", &tampered), None);
+        assert_eq!(acme.open("830294556173111", &sealed[..5]), None);
+        assert_ne!(
+            acme.seal("830294556173111", "4111111111111111"),
+            Some(sealed),
+            "fresh nonce each time"
+        );
     }
 
     #[test]

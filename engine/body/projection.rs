@@ -384,30 +384,41 @@ impl Projection {
     }
 
     /// Replaces card tokens `partner` was given, in `pci-pan` values, with the card
-    /// numbers behind them. Returns how many were replaced.
-    pub fn detokenize(&self, value: &mut Value, partner: &str, vault: &TokenVault) -> u64 {
-        if self.class == Some(FieldClass::PciPan) {
-            if let Value::String(token) = value {
-                if let Some(number) = vault.detokenize(partner, token) {
-                    *token = number;
-                    return 1;
-                }
+    /// numbers behind them. Returns how many were replaced, and the `pci-pan` values the
+    /// vault does not know (card numbers, or tokens another instance issued).
+    pub fn detokenize(&self, value: &mut Value, partner: &str, vault: &TokenVault) -> (u64, Vec<String>) {
+        let mut replaced = 0;
+        let mut unknown = Vec::new();
+        self.each_card(value, &mut |text| match vault.detokenize(partner, text) {
+            Some(number) => {
+                *text = number;
+                replaced += 1;
             }
-            return 0;
+            None => unknown.push(text.clone()),
+        });
+        (replaced, unknown)
+    }
+
+    fn each_card(&self, value: &mut Value, visit: &mut impl FnMut(&mut String)) {
+        if self.class == Some(FieldClass::PciPan) {
+            if let Value::String(text) = value {
+                visit(text);
+            }
+            return;
         }
         match (&self.shape, value) {
-            (Shape::Object(members), Value::Object(object)) => object
-                .iter_mut()
-                .filter_map(|(key, child)| members.get(key).map(|plan| plan.detokenize(child, partner, vault)))
-                .sum(),
-            (Shape::Map(plan), Value::Object(object)) => object
-                .values_mut()
-                .map(|child| plan.detokenize(child, partner, vault))
-                .sum(),
-            (Shape::Array(plan), Value::Array(items)) => {
-                items.iter_mut().map(|item| plan.detokenize(item, partner, vault)).sum()
+            (Shape::Object(members), Value::Object(object)) => {
+                for (key, child) in object.iter_mut() {
+                    if let Some(plan) = members.get(key) {
+                        plan.each_card(child, visit);
+                    }
+                }
             }
-            _ => 0,
+            (Shape::Map(plan), Value::Object(object)) => {
+                object.values_mut().for_each(|child| plan.each_card(child, visit))
+            }
+            (Shape::Array(plan), Value::Array(items)) => items.iter_mut().for_each(|item| plan.each_card(item, visit)),
+            _ => {}
         }
     }
 }
