@@ -189,20 +189,22 @@ pub fn mask_digits(text: &str, first: usize, last: usize) -> String {
         .collect()
 }
 
-/// The Luhn (mod 10) check over ASCII digits.
-pub fn luhn_valid(digits: &[u8]) -> bool {
+/// The Luhn (mod 10) check over the ASCII digits in `text` (separators are skipped).
+pub fn luhn_valid(text: &[u8]) -> bool {
     let mut sum = 0u32;
-    for (i, d) in digits.iter().rev().enumerate() {
-        let mut v = u32::from(d.wrapping_sub(b'0'));
-        if i % 2 == 1 {
+    let mut count = 0usize;
+    for d in text.iter().rev().filter(|b| b.is_ascii_digit()) {
+        let mut v = u32::from(d - b'0');
+        if count % 2 == 1 {
             v *= 2;
             if v > 9 {
                 v -= 9;
             }
         }
         sum += v;
+        count += 1;
     }
-    !digits.is_empty() && sum % 10 == 0
+    count > 0 && sum % 10 == 0
 }
 
 /// Length range of a primary account number (ISO/IEC 7812).
@@ -218,8 +220,9 @@ pub fn scrub_pans(text: &str) -> Option<String> {
     if bytes.iter().filter(|b| b.is_ascii_digit()).count() < *PAN_DIGITS.start() {
         return None;
     }
-    let mut hide = vec![false; bytes.len()];
-    let mut found = false;
+    // Allocated only once a card is found: most text holds digits (dates, amounts,
+    // account numbers) but no card.
+    let mut hide: Option<Vec<bool>> = None;
     for grouped in [false, true] {
         let mut i = 0;
         while i < bytes.len() {
@@ -229,44 +232,42 @@ pub fn scrub_pans(text: &str) -> Option<String> {
             }
             // The run from i: digits, and (when grouped) single separators between digits.
             let start = i;
-            let mut positions = Vec::new();
-            let mut groups = vec![0usize];
+            let mut digits = 0;
+            let mut groups = Grouping::default();
             while i < bytes.len() {
                 if bytes[i].is_ascii_digit() {
-                    positions.push(i);
-                    if let Some(group) = groups.last_mut() {
-                        *group += 1;
-                    }
+                    digits += 1;
+                    groups.current += 1;
                     i += 1;
                 } else if grouped
                     && (bytes[i] == b' ' || bytes[i] == b'-')
                     && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
                     && i > start
                 {
-                    groups.push(0);
+                    groups.split();
                     i += 1;
                 } else {
                     break;
                 }
             }
-            if grouped && !card_grouping(&groups, start.checked_sub(1).map(|b| bytes[b]), bytes.get(i).copied()) {
+            if grouped && !groups.reads_as_card(start.checked_sub(1).map(|b| bytes[b]), bytes.get(i).copied()) {
                 continue;
             }
-            if PAN_DIGITS.contains(&positions.len()) {
-                let digits: Vec<u8> = positions.iter().map(|&p| bytes[p]).collect();
-                if luhn_valid(&digits) {
-                    found = true;
-                    let n = positions.len();
-                    for &p in positions.get(6..n - 4).unwrap_or_default() {
-                        hide[p] = true;
-                    }
+            let run = &bytes[start..i];
+            if PAN_DIGITS.contains(&digits) && luhn_valid(run) {
+                let hide = hide.get_or_insert_with(|| vec![false; bytes.len()]);
+                let positions = run
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.is_ascii_digit())
+                    .map(|(p, _)| start + p);
+                for p in positions.skip(6).take(digits - 10) {
+                    hide[p] = true;
                 }
             }
         }
     }
-    if !found {
-        return None;
-    }
+    let hide = hide?;
     Some(
         text.char_indices()
             .map(|(i, c)| if hide.get(i).copied().unwrap_or(false) { '*' } else { c })
@@ -274,20 +275,32 @@ pub fn scrub_pans(text: &str) -> Option<String> {
     )
 }
 
-/// Whether digit groups read as a card number written in groups (`4111 1111 1111 1111`,
-/// `3782-822463-10005`): groups of 3 to 6 digits (the last may be shorter), not glued to a
-/// letter or digit on either side. Identifiers that merely contain dashes (UUIDs, with
-/// their 8- and 12-digit groups and hex letters) are not cards.
-fn card_grouping(groups: &[usize], before: Option<u8>, after: Option<u8>) -> bool {
-    let glued = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-    let Some((last, rest)) = groups.split_last() else {
-        return false;
-    };
-    groups.len() > 1
-        && rest.iter().all(|g| (3..=6).contains(g))
-        && (1..=6).contains(last)
-        && !glued(before)
-        && !glued(after)
+/// The digit groups of a run, counted as it is read.
+#[derive(Default)]
+struct Grouping {
+    /// Groups closed by a separator.
+    closed: usize,
+    /// Every closed group had 3 to 6 digits.
+    closed_fit: bool,
+    /// Digits in the group being read.
+    current: usize,
+}
+
+impl Grouping {
+    fn split(&mut self) {
+        self.closed_fit = (self.closed == 0 || self.closed_fit) && (3..=6).contains(&self.current);
+        self.closed += 1;
+        self.current = 0;
+    }
+
+    /// Whether the groups read as a card number written in groups (`4111 1111 1111 1111`,
+    /// `3782-822463-10005`): groups of 3 to 6 digits (the last may be shorter), not glued
+    /// to a letter or digit on either side. Identifiers that merely contain dashes (UUIDs,
+    /// with their 8- and 12-digit groups and hex letters) are not cards.
+    fn reads_as_card(&self, before: Option<u8>, after: Option<u8>) -> bool {
+        let glued = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+        self.closed > 0 && self.closed_fit && (1..=6).contains(&self.current) && !glued(before) && !glued(after)
+    }
 }
 
 /// Card tokens issued by this gateway, per partner, and the numbers behind them. Tokens are

@@ -266,6 +266,10 @@ impl Projection {
         out: &mut Vec<u8>,
         effect: &mut Effect,
     ) {
+        let masks_pan = self.class == Some(FieldClass::PciPan) && !audience.pci_attested;
+        if rule.is_none() && !scrub && !masks_pan {
+            return token.write(out);
+        }
         let original = match &token {
             Scalar::Str(s) => s.text(),
             Scalar::Number(n) => Cow::Borrowed(*n),
@@ -290,7 +294,7 @@ impl Projection {
             }
             None => false,
         };
-        if self.class == Some(FieldClass::PciPan) && !audience.pci_attested && !neutralised {
+        if masks_pan && !neutralised {
             let masked = mask_digits(&text, 6, 4);
             if masked != text {
                 text = Cow::Owned(masked);
