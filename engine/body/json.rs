@@ -40,6 +40,7 @@ pub struct RawStr<'a> {
 
 impl<'a> RawStr<'a> {
     /// The string's value, escapes resolved. Borrows unless there were escapes.
+    #[inline]
     pub fn text(&self) -> Cow<'a, str> {
         if self.escaped {
             // Escapes were checked when the token was read.
@@ -50,6 +51,7 @@ impl<'a> RawStr<'a> {
     }
 
     /// Writes the token back as it was read, quotes included.
+    #[inline]
     pub fn write(&self, out: &mut Vec<u8>) {
         out.push(b'"');
         out.extend_from_slice(self.raw.as_bytes());
@@ -104,6 +106,7 @@ impl<'a> Reader<'a> {
         Malformed { offset: self.pos }
     }
 
+    #[inline]
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.pos) {
             self.pos += 1;
@@ -111,6 +114,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The first byte of the next token, after whitespace.
+    #[inline]
     pub fn peek(&mut self) -> Result<u8, Malformed> {
         self.skip_whitespace();
         self.bytes().get(self.pos).copied().ok_or_else(|| self.error())
@@ -126,6 +130,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn eat(&mut self, byte: u8) -> Result<(), Malformed> {
         if self.peek()? == byte {
             self.pos += 1;
@@ -136,6 +141,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes the `{` or `[` that opens a container.
+    #[inline]
     pub fn enter(&mut self) -> Result<(), Malformed> {
         let open = self.peek()?;
         if !matches!(open, b'{' | b'[') || self.depth >= MAX_DEPTH {
@@ -148,6 +154,7 @@ impl<'a> Reader<'a> {
 
     /// The next member's name in the object just entered, with its `:` consumed; `None` at
     /// the closing brace (consumed too). `first` tracks whether a comma is due.
+    #[inline]
     pub fn member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Malformed> {
         if self.peek()? == b'}' {
             self.leave();
@@ -165,6 +172,7 @@ impl<'a> Reader<'a> {
 
     /// Whether another item follows in the array just entered; `false` at the closing
     /// bracket (consumed). `first` tracks whether a comma is due.
+    #[inline]
     pub fn item(&mut self, first: &mut bool) -> Result<bool, Malformed> {
         if self.peek()? == b']' {
             self.leave();
@@ -177,12 +185,14 @@ impl<'a> Reader<'a> {
         Ok(true)
     }
 
+    #[inline]
     fn leave(&mut self) {
         self.depth -= 1;
         self.pos += 1;
     }
 
     /// Reads a string token; the cursor is on its opening quote.
+    #[inline]
     fn string(&mut self) -> Result<RawStr<'a>, Malformed> {
         if self.bytes().get(self.pos) != Some(&b'"') {
             return Err(self.error());
@@ -192,6 +202,12 @@ impl<'a> Reader<'a> {
         let mut escaped = false;
         let bytes = self.bytes();
         loop {
+            // Most strings hold no escape: find the end in one pass.
+            let Some(offset) = bytes.get(i..).and_then(string_stop) else {
+                self.pos = bytes.len();
+                return Err(self.error());
+            };
+            i += offset;
             match bytes.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -211,11 +227,10 @@ impl<'a> Reader<'a> {
                         }
                     }
                 }
-                Some(0x00..=0x1f) | None => {
+                _ => {
                     self.pos = i;
                     return Err(self.error());
                 }
-                Some(_) => i += 1,
             }
         }
         let raw = &self.text[start..i];
@@ -229,6 +244,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the scalar at the cursor. Fails on a container: the caller looks first.
+    #[inline]
     pub fn scalar(&mut self) -> Result<Scalar<'a>, Malformed> {
         match self.peek()? {
             b'"' => self.string().map(Scalar::Str),
@@ -318,6 +334,34 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+/// The offset of the first byte in `text` that ends a run of plain string content: a
+/// quote, a backslash or a control character. Eight bytes at a time (SWAR), because string
+/// content is most of what a response is made of.
+fn string_stop(text: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // Exact for "is any byte of `x` zero" (no false positives without a true zero).
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let mut chunks = text.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        let stops = has_zero(v ^ (LO * u64::from(b'"')))
+            | has_zero(v ^ (LO * u64::from(b'\\')))
+            | (v.wrapping_sub(LO * 0x20) & !v & HI);
+        if stops != 0 {
+            break;
+        }
+        at += 8;
+    }
+    text.get(at..)?
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|p| at + p)
 }
 
 /// Resolves the escapes in a string token's text; `None` if they are malformed.
@@ -457,6 +501,21 @@ mod tests {
         assert!(!accepts(&deep));
         let fine = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(accepts(&fine));
+    }
+
+    #[test]
+    fn the_fast_string_scan_stops_where_a_byte_scan_would() {
+        let naive = |t: &[u8]| t.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let mut text: Vec<u8> = "plain text, with é and 日本 and digits 4111 …".bytes().collect();
+        assert_eq!(string_stop(&text), None);
+        for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in 0..text.len() {
+                let saved = text[at];
+                text[at] = stop;
+                assert_eq!(string_stop(&text), naive(&text), "{stop:#x} at {at}");
+                text[at] = saved;
+            }
+        }
     }
 
     #[test]
