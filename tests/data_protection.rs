@@ -341,6 +341,36 @@ async fn a_route_can_lower_the_body_limit_but_not_raise_it() {
 }
 
 #[test]
+fn a_personal_data_route_without_a_response_schema_is_flagged() {
+    let dir = policy_set("http://127.0.0.1:9");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--root", dir.root().to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flagged: Vec<&serde_json::Value> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "unprojected-answers")
+        .collect();
+    // The accounts product is pii; its update and transfer routes declare no answer.
+    assert_eq!(flagged.len(), 2, "{doc}");
+    let update = flagged
+        .iter()
+        .find(|d| d["message"].as_str().unwrap_or("").contains("`accounts.update`"))
+        .expect("the update route is flagged");
+    assert_eq!(update["severity"], "warning");
+    let line = ACCOUNTS_TOML
+        .lines()
+        .position(|l| l == "id = \"accounts.update\"")
+        .unwrap()
+        + 1;
+    assert_eq!(update["location"]["line"], line);
+    assert!(out.status.success(), "a warning does not stop the policy loading");
+}
+
+#[test]
 fn an_unknown_data_class_is_a_compile_error_in_the_schema_file() {
     let dir = policy_set("http://127.0.0.1:9");
     let schema = ACCOUNT_LIST_SCHEMA.replace(

@@ -106,6 +106,21 @@ pub fn compile(
             ) else {
                 continue;
             };
+            let sensitive = products.get(product_index).map(|p: &ProductPlan| p.data_class);
+            if plan.response_projection.is_none() && matches!(sensitive, Some(DataClass::Pii | DataClass::Pci)) {
+                diags.push(
+                    Diagnostic::warning(
+                        "unprojected-answers",
+                        format!(
+                            "route `{}` of a {} product has no response_schema: its answers reach partners unprojected and unmasked",
+                            raw_route.id,
+                            if sensitive == Some(DataClass::Pci) { "pci" } else { "pii" }
+                        ),
+                    )
+                    .at(origin.at("id"))
+                    .help("declare the answer with a response_schema: projection, masking profiles and the card-number safety net work from it"),
+                );
+            }
             let route_id = routes.len();
             for env in Environment::ALL {
                 if plan.targets.get(env).is_none() {
