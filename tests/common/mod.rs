@@ -744,6 +744,15 @@ impl Harness {
     }
 }
 
+/// The first diagnostic with `code` in a report's `diagnostics` (panics, showing the
+/// report, when there is none).
+pub fn diagnostic<'a>(diagnostics: &'a serde_json::Value, code: &str) -> &'a serde_json::Value {
+    diagnostics
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["code"] == code))
+        .unwrap_or_else(|| panic!("no {code} among {diagnostics}"))
+}
+
 /// POST /admin/reload, returning the report.
 pub async fn admin_reload(admin: &TestClient) -> serde_json::Value {
     admin
