@@ -513,8 +513,6 @@ impl<'d> Cx<'d> {
                         code: None,
                         repeat: Repeat::Once,
                         target: None,
-                        members: layout::members(&items),
-                        max_len: pos,
                         items,
                         slots: self.slots,
                     }],
@@ -665,8 +663,6 @@ impl<'d> Cx<'d> {
                 code,
                 repeat,
                 target,
-                members: layout::members(&items),
-                max_len: pos,
                 items,
                 slots: self.slots,
             });
@@ -1103,7 +1099,6 @@ impl<'d> Cx<'d> {
             occurs,
             depending_on: depending_on.map(|(_, slot)| slot),
             target,
-            members: layout::members(&items),
             items,
         });
         Some((group, count))
