@@ -400,7 +400,7 @@ struct Scope {
 impl Scope {
     fn child(&self, target: &JsonPath, array: bool) -> Scope {
         let mut json = self.json.clone();
-        json.extend(target.segments().iter().map(|s| Seg::Key(s.to_string())));
+        json.extend(target.segments().map(|s| Seg::Key(s.to_string())));
         if array {
             json.push(Seg::Items);
         }

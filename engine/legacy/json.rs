@@ -55,21 +55,22 @@ const EMPTY_ARRAY: Shape = Shape::Array {
 struct Node<'k> {
     /// The member's name; unused for array items and the root.
     key: &'k str,
-    /// `tag(key)`: most members are new, and telling keys apart by it is what makes looking
+    /// `key_tag(key)`: most members are new, and telling keys apart by it is what makes looking
     /// for an existing one cheap.
     tag: u64,
     shape: Shape,
     next: NodeId,
 }
 
-/// A key's length and first bytes in one word: equal keys have equal tags.
-fn tag(key: &str) -> u64 {
-    let mut word = [0u8; 8];
+/// A key's length and first bytes in one word: equal keys have equal tags. `JsonPath`
+/// keeps its segments' tags, so decoding a field computes none.
+pub(crate) fn key_tag(key: &str) -> u64 {
     let bytes = key.as_bytes();
-    let n = bytes.len().min(7);
-    word[..n].copy_from_slice(&bytes[..n]);
-    word[7] = bytes.len().min(255) as u8;
-    u64::from_le_bytes(word)
+    let mut word = bytes.len().min(255) as u64;
+    for (i, b) in bytes.iter().take(7).enumerate() {
+        word |= u64::from(*b) << (8 * (i + 1));
+    }
+    word
 }
 
 /// A tag's bit in an object's `keys` filter.
@@ -129,10 +130,10 @@ impl<'k> JsonDoc<'k> {
     /// The top-level object.
     pub const ROOT: NodeId = 0;
 
-    fn push(&mut self, key: &'k str, shape: Shape) -> NodeId {
+    fn push(&mut self, key: &'k str, tag: u64, shape: Shape) -> NodeId {
         self.nodes.push(Node {
             key,
-            tag: tag(key),
+            tag,
             shape,
             next: NONE,
         });
@@ -151,12 +152,12 @@ impl<'k> JsonDoc<'k> {
 
     /// An object attached to nothing yet: a record before it is placed.
     pub fn detached_object(&mut self) -> NodeId {
-        self.push("", EMPTY_OBJECT)
+        self.push("", 0, EMPTY_OBJECT)
     }
 
     /// An array attached to nothing: the records of a type without a JSON target.
     pub fn detached_array(&mut self) -> NodeId {
-        self.push("", EMPTY_ARRAY)
+        self.push("", 0, EMPTY_ARRAY)
     }
 
     /// Links `child` at the end of the object or array `parent`.
@@ -181,21 +182,20 @@ impl<'k> JsonDoc<'k> {
         self.set_shape(parent, shape);
     }
 
-    /// The member `key` of `object`, appended (as null) when it is not there yet. A node that
-    /// is not an object gets a detached node, which is never written.
-    fn child(&mut self, object: NodeId, key: &'k str) -> NodeId {
+    /// The member `key` (whose `key_tag` is `tag`) of `object`, appended (as null) when it is
+    /// not there yet. A node that is not an object gets a detached node, never written.
+    fn child(&mut self, object: NodeId, key: &'k str, tag: u64) -> NodeId {
         let Some(Shape::Object { first, keys, .. }) = self.shape(object) else {
-            return self.push(key, Shape::Null);
+            return self.push(key, tag, Shape::Null);
         };
-        let wanted = tag(key);
-        let mut at = if keys & bit(wanted) == 0 { NONE } else { first };
+        let mut at = if keys & bit(tag) == 0 { NONE } else { first };
         while let Some(node) = self.nodes.get(at) {
-            if node.tag == wanted && node.key == key {
+            if node.tag == tag && node.key == key {
                 return at;
             }
             at = node.next;
         }
-        let id = self.push(key, Shape::Null);
+        let id = self.push(key, tag, Shape::Null);
         self.link(object, id);
         id
     }
@@ -203,18 +203,20 @@ impl<'k> JsonDoc<'k> {
     /// The member at `path` below `object`, creating the objects on the way: a parent that
     /// is not an object is replaced by an empty one, in its place.
     fn member(&mut self, object: NodeId, path: &'k JsonPath) -> NodeId {
-        let Some((last, parents)) = path.segments().split_last() else {
-            return self.push("", Shape::Null);
+        let mut segments = path.tagged();
+        let Some((mut key, mut tag)) = segments.next() else {
+            return self.push("", 0, Shape::Null);
         };
         let mut current = object;
-        for segment in parents {
-            let next = self.child(current, segment);
+        for (next_key, next_tag) in segments {
+            let next = self.child(current, key, tag);
             if !matches!(self.shape(next), Some(Shape::Object { .. })) {
                 self.set_shape(next, EMPTY_OBJECT);
             }
             current = next;
+            (key, tag) = (next_key, next_tag);
         }
-        self.child(current, last)
+        self.child(current, key, tag)
     }
 
     fn set_text(&mut self, id: NodeId, start: usize) {
@@ -286,8 +288,8 @@ impl<'k> JsonDoc<'k> {
             return;
         };
         let mut at = first;
-        while let Some((key, shape, next)) = self.nodes.get(at).map(|n| (n.key, n.shape, n.next)) {
-            let id = self.child(into, key);
+        while let Some((key, tag, shape, next)) = self.nodes.get(at).map(|n| (n.key, n.tag, n.shape, n.next)) {
+            let id = self.child(into, key, tag);
             self.set_shape(id, shape);
             at = next;
         }
@@ -305,14 +307,14 @@ impl<'k> JsonDoc<'k> {
             Value::Object(members) => {
                 self.set_shape(id, EMPTY_OBJECT);
                 for (key, member) in members {
-                    let child = self.child(id, key);
+                    let child = self.child(id, key, key_tag(key));
                     self.fill(child, member);
                 }
             }
             Value::Array(items) => {
                 self.set_shape(id, EMPTY_ARRAY);
                 for item in items {
-                    let child = self.push("", Shape::Null);
+                    let child = self.push("", 0, Shape::Null);
                     self.link(id, child);
                     self.fill(child, item);
                 }
@@ -327,11 +329,12 @@ impl<'k> JsonDoc<'k> {
 
     /// Reads the member at `path`, as `JsonPath::get` reads a `Map`: null is absent.
     pub fn get(&self, object: NodeId, path: &JsonPath) -> Lookup<'_> {
-        let Some((last, parents)) = path.segments().split_last() else {
+        let mut segments = path.segments();
+        let Some(last) = segments.next_back() else {
             return Lookup::Absent;
         };
         let mut current = object;
-        for segment in parents {
+        for segment in segments {
             match self.find(current, segment) {
                 Some(next) if matches!(self.shape(next), Some(Shape::Object { .. })) => current = next,
                 _ => return Lookup::Absent,

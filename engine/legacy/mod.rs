@@ -234,7 +234,8 @@ impl fmt::Display for EncodeError {
 /// A dotted JSON path relative to the current object (`balance.amount`), compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonPath {
-    segments: Box<[Box<str>]>,
+    /// Each segment with its `json::key_tag`, computed once here rather than per decoded field.
+    segments: Box<[(Box<str>, u64)]>,
 }
 
 /// A decoded field value, borrowed from the field's text, the layout or a scratch buffer.
@@ -305,23 +306,29 @@ pub(crate) fn deliver<'k>(
 impl JsonPath {
     /// Parses `a.b.c`: non-empty segments without `[`, `]` or `/`.
     pub fn parse(text: &str) -> Option<JsonPath> {
-        let segments: Vec<Box<str>> = text.split('.').map(Box::from).collect();
+        let segments: Vec<(Box<str>, u64)> = text.split('.').map(|s| (Box::from(s), json::key_tag(s))).collect();
         let valid = segments
             .iter()
-            .all(|s| !s.is_empty() && !s.contains(['[', ']', '/', ' ']));
+            .all(|(s, _)| !s.is_empty() && !s.contains(['[', ']', '/', ' ']));
         valid.then(|| JsonPath {
             segments: segments.into_boxed_slice(),
         })
     }
 
-    pub fn segments(&self) -> &[Box<str>] {
-        &self.segments
+    /// The member names, outermost first.
+    pub fn segments(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
+        self.segments.iter().map(|(s, _)| &**s)
+    }
+
+    /// The segments with their tags, for `JsonDoc`.
+    fn tagged(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.segments.iter().map(|(s, tag)| (&**s, *tag))
     }
 
     pub fn get<'v>(&self, object: &'v Map<String, Value>) -> Option<&'v Value> {
-        let (last, parents) = self.segments.split_last()?;
+        let ((last, _), parents) = self.segments.split_last()?;
         let mut current = object;
-        for segment in parents {
+        for (segment, _) in parents {
             current = current.get(&**segment)?.as_object()?;
         }
         current.get(&**last).filter(|v| !v.is_null())
@@ -329,11 +336,11 @@ impl JsonPath {
 
     /// Removes the member, if it is there.
     pub fn remove(&self, object: &mut Map<String, Value>) {
-        let Some((last, parents)) = self.segments.split_last() else {
+        let Some(((last, _), parents)) = self.segments.split_last() else {
             return;
         };
         let mut current = object;
-        for segment in parents {
+        for (segment, _) in parents {
             match current.get_mut(&**segment) {
                 Some(Value::Object(next)) => current = next,
                 _ => return,
@@ -345,7 +352,7 @@ impl JsonPath {
     /// The RFC 6901 pointer suffix: `/balance/amount`.
     pub fn pointer(&self) -> String {
         let mut out = String::new();
-        for s in self.segments.iter() {
+        for s in self.segments() {
             out.push('/');
             out.push_str(&s.replace('~', "~0").replace('/', "~1"));
         }
@@ -355,7 +362,8 @@ impl JsonPath {
 
 impl fmt::Display for JsonPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.segments.join("."))
+        let names: Vec<&str> = self.segments().collect();
+        f.write_str(&names.join("."))
     }
 }
 
