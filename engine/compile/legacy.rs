@@ -400,7 +400,7 @@ struct Scope {
 impl Scope {
     fn child(&self, target: &JsonPath, array: bool) -> Scope {
         let mut json = self.json.clone();
-        json.extend(target.segments().iter().map(|s| Seg::Key(s.to_string())));
+        json.extend(target.segments().map(|s| Seg::Key(s.to_string())));
         if array {
             json.push(Seg::Items);
         }
@@ -513,8 +513,6 @@ impl<'d> Cx<'d> {
                         code: None,
                         repeat: Repeat::Once,
                         target: None,
-                        members: layout::members(&items),
-                        max_len: pos,
                         items,
                         slots: self.slots,
                     }],
@@ -665,8 +663,6 @@ impl<'d> Cx<'d> {
                 code,
                 repeat,
                 target,
-                members: layout::members(&items),
-                max_len: pos,
                 items,
                 slots: self.slots,
             });
@@ -1103,7 +1099,6 @@ impl<'d> Cx<'d> {
             occurs,
             depending_on: depending_on.map(|(_, slot)| slot),
             target,
-            members: layout::members(&items),
             items,
         });
         Some((group, count))
