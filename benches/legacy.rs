@@ -1,10 +1,14 @@
-//! Criterion benches of the legacy codecs, in MB/s of legacy input decoded to JSON.
+//! Criterion benches of the legacy codecs, in MB/s of legacy input decoded to JSON text, the
+//! path the gateway takes (`RouteCodec::decode_response`: bytes in, JSON bytes out).
 //!
 //! - `legacy/fixed_statement_100`: a fixed-width ASCII statement (header, 100 transaction
 //!   records with zoned and packed amounts, dates and code tables, trailer with a checked
-//!   record count), decoded to a `serde_json::Value`. Target: 100 MB/s or more on one core.
-//! - `legacy/camt053_100`: a camt.053.001.08 statement with 100 entries, decoded with the
-//!   demo's `catalogue/accounts/legacy/statement.toml`.
+//!   record count), decoded to JSON text (`Codec::decode_json`). Target: 100 MB/s or more
+//!   on one core.
+//! - `legacy/fixed_statement_100_value`: the same, to a `serde_json::Value` (`Codec::decode`,
+//!   the CLI's path: the text, parsed).
+//! - `legacy/camt053_100`: a camt.053.001.08 statement with 100 entries, decoded to JSON text
+//!   with the demo's `catalogue/accounts/legacy/statement.toml`.
 //! - `legacy/fixed_statement_100_encode`: the same statement JSON written back as records.
 //!
 //! Run with `cargo bench --bench legacy`; see docs/performance.md for figures.
@@ -167,12 +171,18 @@ fn bench(c: &mut Criterion) {
     let records = fixed_statement(100);
     let decoded = fixed.decode(&records).expect("the bench statement decodes");
     assert_eq!(decoded["data"].as_array().map(Vec::len), Some(100));
+    assert_eq!(fixed.decode_json(&records).ok(), serde_json::to_vec(&decoded).ok());
     assert_eq!(
         fixed.encode(&decoded).ok().as_deref().map(<[u8]>::len),
         Some(records.len())
     );
     group.throughput(Throughput::Bytes(records.len() as u64));
-    group.bench_function("fixed_statement_100", |b| b.iter(|| fixed.decode(black_box(&records))));
+    group.bench_function("fixed_statement_100", |b| {
+        b.iter(|| fixed.decode_json(black_box(&records)))
+    });
+    group.bench_function("fixed_statement_100_value", |b| {
+        b.iter(|| fixed.decode(black_box(&records)))
+    });
     group.bench_function("fixed_statement_100_encode", |b| {
         b.iter(|| fixed.encode(black_box(&decoded)))
     });
@@ -182,8 +192,9 @@ fn bench(c: &mut Criterion) {
     let xml = camt053(100);
     let decoded = xml_codec.decode(&xml).expect("the bench camt.053 decodes");
     assert_eq!(decoded["data"].as_array().map(Vec::len), Some(100));
+    assert_eq!(xml_codec.decode_json(&xml).ok(), serde_json::to_vec(&decoded).ok());
     group.throughput(Throughput::Bytes(xml.len() as u64));
-    group.bench_function("camt053_100", |b| b.iter(|| xml_codec.decode(black_box(&xml))));
+    group.bench_function("camt053_100", |b| b.iter(|| xml_codec.decode_json(black_box(&xml))));
     group.finish();
 }
 

@@ -122,6 +122,8 @@ pub struct RoutePlan {
     pub method: Method,
     /// The partner-facing path template, for logs (never the raw path, which holds ids).
     pub path: Arc<str>,
+    /// The route's own request body limit, below the gateway's (`None`: the gateway's).
+    pub max_body: Option<u64>,
     pub upstream_path: PathTemplate,
     /// What answers the route in each environment; absent where it is not offered.
     pub targets: EnvMap<Target>,
@@ -143,6 +145,11 @@ pub struct RoutePlan {
 }
 
 impl RoutePlan {
+    /// The largest request body this route accepts.
+    pub fn body_limit(&self, limits: &Limits) -> u64 {
+        self.max_body.unwrap_or(limits.max_body)
+    }
+
     /// The response plan for a partner on masking profile `profile` (`None`: projection and
     /// data classes only). `None` when the route has no response schema.
     pub fn response_plan(&self, profile: Option<usize>) -> Option<&Arc<Projection>> {
@@ -304,8 +311,9 @@ impl Pipeline {
         //    only in JSON; where the route has a request schema, read the body whole and
         //    validate it, so malformed input never reaches the core.
         let limits = &self.settings.limits;
-        if declared_length(request.headers()).is_some_and(|len| len > limits.max_body) {
-            return Err(Problem::PayloadTooLarge { limit: limits.max_body });
+        let max_body = route.body_limit(limits);
+        if declared_length(request.headers()).is_some_and(|len| len > max_body) {
+            return Err(Problem::PayloadTooLarge { limit: max_body });
         }
         if !validate::accepts_json(request.headers().get(header::ACCEPT)) {
             return Err(Problem::NotAcceptable);
@@ -321,9 +329,9 @@ impl Pipeline {
                 if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
                     return Err(Problem::UnsupportedMediaType);
                 }
-                let bytes = read_all(incoming, limits.max_body, limits.body_read_timeout)
+                let bytes = read_all(incoming, max_body, limits.body_read_timeout)
                     .await
-                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                    .map_err(|fault| body_problem(fault, max_body))?;
                 // Parsed once: validation, card tokens and the legacy encoding share it.
                 let mut value = validate::validate(&bytes, schema)?;
                 // A revenue share's amount, before detokenization or encoding touch the value.
@@ -332,11 +340,16 @@ impl Pipeline {
                     .as_ref()
                     .and_then(|b| b.amount_on(crate::meter::AmountSide::Request))
                     .and_then(|path| path.read(&value));
-                // Card tokens this partner was given go back to the core as card numbers.
-                let detokenized = route
-                    .request_card_fields
-                    .as_ref()
-                    .is_some_and(|plan| plan.detokenize(&mut value, &partner.id, &stores.token_vault) > 0);
+                // Card tokens this partner was given go back to the core as card numbers
+                // (in cluster mode, also tokens another instance gave it).
+                let mut detokenized = false;
+                if let Some(plan) = &route.request_card_fields {
+                    let (replaced, unknown) = plan.detokenize(&mut value, &partner.id, &stores.token_vault);
+                    detokenized = replaced > 0;
+                    if crate::state::tokens::recall(stores, &partner.id, partner.mask_key.as_ref(), &unknown).await {
+                        detokenized |= plan.detokenize(&mut value, &partner.id, &stores.token_vault).0 > 0;
+                    }
+                }
                 // The validated JSON becomes the record the core expects.
                 let record = match &route.legacy {
                     Some(legacy) => legacy.encode_request(&value)?,
@@ -361,15 +374,13 @@ impl Pipeline {
             }
             // An idempotent call is compared by its body, so it is read whole.
             None if idempotency_scope.is_some() => {
-                let bytes = read_all(incoming, limits.max_body, limits.body_read_timeout)
+                let bytes = read_all(incoming, max_body, limits.body_read_timeout)
                     .await
-                    .map_err(|fault| body_problem(fault, limits.max_body))?;
+                    .map_err(|fault| body_problem(fault, max_body))?;
                 replay = Some(bytes.clone());
                 crate::body::full(bytes)
             }
-            None => {
-                GuardedBody::new(incoming, limits.max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync()
-            }
+            None => GuardedBody::new(incoming, max_body, limits.body_read_timeout, verdict.clone()).boxed_unsync(),
         };
         if let (Some(plan), Some(scope)) = (idempotency, idempotency_scope) {
             let hash = crate::limits::idempotency::body_hash(replay.as_deref().unwrap_or_default());
@@ -393,10 +404,7 @@ impl Pipeline {
         let mut response = match target {
             Target::Mock(mock) => {
                 if body.collect().await.is_err() {
-                    return Err(body_problem(
-                        verdict.fault().unwrap_or(BodyFault::Broken),
-                        limits.max_body,
-                    ));
+                    return Err(body_problem(verdict.fault().unwrap_or(BodyFault::Broken), max_body));
                 }
                 mock.response()
             }
@@ -427,21 +435,21 @@ impl Pipeline {
         // 9. response: the core's legacy format becomes JSON (a record that does not match
         //    its layout is 502); default deny, a 2xx from the core carries only the members
         //    its schema declares, masked as the partner's profile says (plans compiled per
-        //    profile); then lifecycle headers.
+        //    profile), and an error only a problem's title, status and detail; then
+        //    lifecycle headers.
         if let (Target::Upstream(_), Some(legacy)) = (target, &route.legacy) {
             response = legacy.decode_response(response, &route.id).await?;
         }
         if let (Target::Upstream(_), Some(plan)) = (target, route.response_plan(partner.masking)) {
-            if response.status().is_success() {
-                let audience = Audience {
-                    pci_attested,
-                    partner: &partner.id,
-                    scopes: &caller.scopes,
-                    key: partner.mask_key.as_ref(),
-                    vault: &stores.token_vault,
-                };
-                response = project(response, plan, &audience, route, stores).await?;
-            }
+            let audience = Audience {
+                pci_attested,
+                partner: &partner.id,
+                scopes: &caller.scopes,
+                key: partner.mask_key.as_ref(),
+                vault: &stores.token_vault,
+            };
+            response = project(response, plan, &audience, route, stores).await?;
+            crate::state::tokens::share(stores).await;
         }
         for (name, value) in &product.lifecycle_headers {
             response.headers_mut().insert(name.clone(), value.clone());
@@ -512,7 +520,7 @@ impl Pipeline {
             Err(SendError::Refused(Refusal::CircuitOpen { retry_after })) => Err(Problem::CircuitOpen { retry_after }),
             Err(SendError::Refused(Refusal::Overloaded)) => Err(Problem::UpstreamOverloaded),
             Err(SendError::Upstream(error)) => Err(match (verdict.fault(), error) {
-                (Some(fault), _) => body_problem(fault, limits.max_body),
+                (Some(fault), _) => body_problem(fault, route.body_limit(limits)),
                 (None, UpstreamError::Connect) => Problem::UpstreamUnavailable,
                 (None, UpstreamError::Timeout) => Problem::UpstreamTimeout,
                 (None, UpstreamError::Exchange) => Problem::BadUpstreamResponse,
@@ -660,8 +668,19 @@ impl Pipeline {
 /// unchecked.
 const MAX_PROJECTED_BYTES: usize = 8 * 1024 * 1024;
 
-/// Reduces a JSON response to the members `plan` allows. A response that should be JSON
-/// but is not, is too large, or does not parse is the upstream's fault: 502, not a leak.
+/// What the core's own error answers may carry to a partner: the RFC 9457 members that
+/// explain the error. `type` and `instance` are dropped: the core's URIs name its hosts.
+static ERROR_PLAN: std::sync::LazyLock<Projection> = std::sync::LazyLock::new(|| {
+    let schema = serde_json::json!({"type": "object", "properties": {
+        "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}
+    }});
+    Projection::from_schema(&schema, &schema)
+});
+
+/// Reduces a JSON response to the members `plan` allows. A 2xx that should be JSON but is
+/// not, is too large, or does not parse is the upstream's fault: 502, not a leak. An error
+/// answer keeps its status and at most a problem's title, status and detail; one that is
+/// not JSON loses its body (a core's stack trace or error page is not for partners).
 async fn project(
     response: Response<Body>,
     plan: &Projection,
@@ -669,12 +688,42 @@ async fn project(
     route: &RoutePlan,
     stores: &Stores,
 ) -> Result<Response<Body>, Problem> {
+    let success = response.status().is_success();
+    let plan = if success { plan } else { &ERROR_PLAN };
     let (mut parts, body) = response.into_parts();
     if http_body::Body::is_end_stream(&body) {
         return Ok(Response::from_parts(parts, body));
     }
+    let projected = match project_body(&parts, body, plan, audience, route, stores).await {
+        Ok(projected) => projected,
+        Err(problem) if success => return Err(problem),
+        Err(_) => {
+            tracing::debug!(route = %route.id, status = %parts.status, "upstream error body dropped");
+            Vec::new()
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if projected.is_empty() {
+        parts.headers.remove(header::CONTENT_TYPE);
+        return Ok(Response::from_parts(parts, crate::body::empty()));
+    }
+    Ok(Response::from_parts(parts, crate::body::full(projected)))
+}
+
+/// Reads a response body and projects it with `plan`; counts what was dropped and caught.
+async fn project_body(
+    parts: &http::response::Parts,
+    body: Body,
+    plan: &Projection,
+    audience: &Audience<'_>,
+    route: &RoutePlan,
+    stores: &Stores,
+) -> Result<Vec<u8>, Problem> {
+    let success = parts.status.is_success();
     if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
-        tracing::warn!(route = %route.id, "upstream answered a JSON route with another media type");
+        if success {
+            tracing::warn!(route = %route.id, "upstream answered a JSON route with another media type");
+        }
         return Err(Problem::BadUpstreamResponse);
     }
     let mut body = body;
@@ -690,13 +739,15 @@ async fn project(
         }
     }
     if bytes.is_empty() {
-        return Ok(Response::from_parts(parts, crate::body::empty()));
+        return Ok(Vec::new());
     }
-    let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-        tracing::warn!(route = %route.id, "upstream answered with malformed JSON");
+    let mut projected = Vec::with_capacity(bytes.len());
+    let effect = plan.project(&bytes, audience, &mut projected).map_err(|error| {
+        if success {
+            tracing::warn!(route = %route.id, %error, "upstream answered with malformed JSON");
+        }
         Problem::BadUpstreamResponse
     })?;
-    let effect = plan.apply(&mut value, audience);
     if effect.pans_caught > 0 {
         stores
             .pans_caught
@@ -723,9 +774,7 @@ async fn project(
             "response projected"
         );
     }
-    let projected = serde_json::to_vec(&value).map_err(|_| Problem::BadUpstreamResponse)?;
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Ok(Response::from_parts(parts, crate::body::full(projected)))
+    Ok(projected)
 }
 
 /// A request the gateway answers itself, as an authorization server.

@@ -204,6 +204,25 @@ async fn a_json_route_answered_with_anything_else_is_a_502() {
     }
 }
 
+#[tokio::test]
+async fn the_cores_error_answers_keep_their_status_and_lose_their_internals() {
+    let h = projection_harness("/core-refusal").await;
+    let reply = h.client.get(PROD, "/v1/accounts").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"title": "No such account", "status": 404, "detail": "No account linked to card 411111******1111"})
+    );
+    h.gw.shutdown().await;
+
+    let h = projection_harness("/core-crash").await;
+    let reply = h.client.get(PROD, "/v1/accounts").await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.body.is_empty(), "{:?}", String::from_utf8_lossy(&reply.body));
+    assert!(reply.headers.get("content-type").is_none());
+    h.gw.shutdown().await;
+}
+
 const CARDISH_SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
@@ -265,6 +284,90 @@ async fn card_data_is_protected_by_its_data_class() {
         serde_json::json!({"holder": "Ada Lovelace", "pan": "4111111111111111", "history": [{"pan": "5355220000001234"}]})
     );
     h.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_route_can_lower_the_body_limit_but_not_raise_it() {
+    let h = Harness::start_with(false, |dir, _| {
+        let accounts = ACCOUNTS_TOML.replace(
+            "upstream_path = \"/acct/{account_id}/xfer\"\n",
+            "upstream_path = \"/acct/{account_id}/xfer\"\nmax_body = \"64B\"\n",
+        );
+        dir.write("catalogue/accounts/accounts.toml", &accounts);
+    })
+    .await;
+    let small = br#"{"amount": "10.00", "currency": "GBP"}"#;
+    let reply = h.client.request(Method::POST, PROD, PATH, &[JSON], small).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let large = format!(
+        r#"{{"amount": "10.00", "currency": "GBP", "reference": "{}"}}"#,
+        "x".repeat(64)
+    );
+    let reply = h
+        .client
+        .request(Method::POST, PROD, PATH, &[JSON], large.as_bytes())
+        .await;
+    let doc = reply.assert_problem(413, "payload-too-large");
+    assert!(doc["detail"].as_str().unwrap_or("").contains("64"), "{doc}");
+    assert_eq!(h.upstream.count(), 1, "the large body never reached the core");
+    // Other routes keep the gateway's limit.
+    let reply = h
+        .client
+        .request(Method::PUT, PROD, "/v1/accounts/ACC-1", &[JSON], large.as_bytes())
+        .await;
+    assert_ne!(reply.status, 413);
+    h.gw.shutdown().await;
+
+    let dir = policy_set("http://127.0.0.1:9");
+    let accounts = ACCOUNTS_TOML.replace(
+        "upstream_path = \"/acct/{account_id}/xfer\"\n",
+        "upstream_path = \"/acct/{account_id}/xfer\"\nmax_body = \"2MiB\"\n",
+    );
+    dir.write("catalogue/accounts/accounts.toml", &accounts);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--root", dir.root().to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "body-limit-above-gateway")
+        .unwrap_or_else(|| panic!("reported: {doc}"));
+    assert_eq!(d["location"]["file"], "catalogue/accounts/accounts.toml");
+    let line = ACCOUNTS_TOML.lines().position(|l| l.contains("/xfer")).unwrap() + 2;
+    assert_eq!(d["location"]["line"], line);
+}
+
+#[test]
+fn a_personal_data_route_without_a_response_schema_is_flagged() {
+    let dir = policy_set("http://127.0.0.1:9");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--root", dir.root().to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flagged: Vec<&serde_json::Value> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "unprojected-answers")
+        .collect();
+    // The accounts product is pii; its update and transfer routes declare no answer.
+    assert_eq!(flagged.len(), 2, "{doc}");
+    let update = flagged
+        .iter()
+        .find(|d| d["message"].as_str().unwrap_or("").contains("`accounts.update`"))
+        .expect("the update route is flagged");
+    assert_eq!(update["severity"], "warning");
+    let line = ACCOUNTS_TOML
+        .lines()
+        .position(|l| l == "id = \"accounts.update\"")
+        .unwrap()
+        + 1;
+    assert_eq!(update["location"]["line"], line);
+    assert!(out.status.success(), "a warning does not stop the policy loading");
 }
 
 #[test]

@@ -607,3 +607,118 @@ fn encoding_refuses_what_the_record_cannot_hold() {
     let secret = with("customer_id", json!("4111111111111111"));
     assert!(!secret.detail.contains("4111"), "{}", secret.detail);
 }
+
+// ---------------------------------------------------------------------------------------
+// JSON text: member order, nesting and escaping, as the gateway answers
+// ---------------------------------------------------------------------------------------
+
+/// Every way a decoded member can land out of declaration order: `x.p` and `x.q` around
+/// `holder`, a constant object a later path adds to, an amount whose currency (a code
+/// table) comes after it and holds its place (null when blank), arrays nested in groups,
+/// and a record without `json` whose members replace the header's in place.
+const ORDERING: &str = r#"
+format = "fixed"
+charset = "ascii"
+record_type = "rec"
+
+[[records]]
+name = "header"
+code = "H"
+fields = [
+  { name = "rec", pic = "X" },
+  { name = "acct", pic = "X(6)", json = "x.p" },
+  { name = "holder", pic = "X(8)", json = "holder" },
+  { name = "q", pic = "X(3)", json = "x.q" },
+  { json = "meta", const = { source = "core", tags = ["a", 1, 2.5, true] } },
+  { json = "meta.extra", const = "added" },
+  { json = "label", template = "{holder}/{acct}" },
+]
+
+[[records]]
+name = "detail"
+code = "D"
+repeat = "many"
+json = "items"
+fields = [
+  { name = "rec", pic = "X" },
+  { name = "amt", pic = "S9(5)V99", json = "amount.value", currency = "amount.currency", indicator = { json = "sign", positive = "credit", negative = "debit" } },
+  { name = "cur", pic = "X", json = "amount.currency", codes = { G = "GBP", J = "JPY" } },
+  { name = "n", pic = "9(3)", json = "n" },
+  { name = "note", pic = "X(5)", json = "note" },
+  { name = "fee", pic = "X(6)", json = "fee.value", json_type = "decimal", currency = "amount.currency" },
+  { name = "cnt", pic = "9" },
+  { name = "sub", occurs = 2, depending_on = "cnt", json = "deep.subs", fields = [
+    { name = "code", pic = "X(2)", json = "c.d" },
+  ] },
+]
+
+[[records]]
+name = "extra"
+code = "E"
+fields = [
+  { name = "rec", pic = "X" },
+  { name = "holder", pic = "X(8)", json = "holder" },
+  { name = "newm", pic = "X(3)", json = "x" },
+]
+
+[[records]]
+name = "trailer"
+code = "T"
+fields = [
+  { name = "rec", pic = "X" },
+  { name = "count", pic = "9(3)", compute = "count", of = "detail" },
+]
+"#;
+
+fn ordering_bytes(details: bool, extra: bool) -> Vec<u8> {
+    let mut r = b"HAC0001J SMITH Q1 ".to_vec();
+    if details {
+        r.extend(b"D001234EG007a\"b\\c1.5   2ABC ");
+        r.extend(b"D000100}J000           0");
+    }
+    if extra {
+        r.extend(b"ENEWNAME zz ");
+    }
+    r.extend(if details { b"T002" } else { b"T000" });
+    r
+}
+
+/// The text the decoders gave before they wrote JSON text directly (serde_json::to_vec of
+/// the `Value` they built), kept byte for byte.
+#[test]
+fn json_text_is_what_the_value_tree_serialised_to() {
+    let codec = inline("ordering", ORDERING);
+    let text = |bytes: &[u8]| String::from_utf8(codec.decode_json(bytes).unwrap()).unwrap();
+    assert_eq!(
+        text(&ordering_bytes(true, true)),
+        concat!(
+            r#"{"x":"zz","holder":"NEWNAME","meta":{"source":"core","tags":["a",1,2.5,true],"extra":"added"},"#,
+            r#""label":"J SMITH/AC0001","items":[{"sign":"credit","amount":{"value":"123.45","currency":"GBP"},"#,
+            r#""n":7,"note":"a\"b\\c","fee":{"value":"1.50"},"deep":{"subs":[{"c":{"d":"AB"}},{"c":{"d":"C"}}]}},"#,
+            r#"{"sign":"debit","amount":{"value":"10","currency":"JPY"},"n":0,"fee":{"value":null},"deep":{"subs":[]}}]}"#
+        )
+    );
+    assert_eq!(
+        text(&ordering_bytes(false, true)),
+        concat!(
+            r#"{"x":"zz","holder":"NEWNAME","meta":{"source":"core","tags":["a",1,2.5,true],"extra":"added"},"#,
+            r#""label":"J SMITH/AC0001","items":[]}"#
+        )
+    );
+    let value = codec.decode(&ordering_bytes(true, true)).unwrap();
+    assert_eq!(
+        serde_json::to_vec(&value).unwrap(),
+        codec.decode_json(&ordering_bytes(true, true)).unwrap()
+    );
+    // A missing record is only reported once every record present has been read.
+    let e = record_error(codec.decode(&ordering_bytes(true, false)));
+    assert_eq!((e.offset, e.field.as_str()), (74, "extra"));
+    assert_eq!(e.found, Found::End { len: 74 });
+    let mut bad = ordering_bytes(true, true);
+    bad[26] = b'X';
+    let e = record_error(codec.decode(&bad));
+    assert_eq!(
+        (e.offset, e.field.as_str(), e.expected.as_str()),
+        (26, "detail[0].cur", "one of the codes G, J")
+    );
+}

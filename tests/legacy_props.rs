@@ -196,3 +196,79 @@ fields = [{ xml = "Amt", json = "amount", json_type = "decimal", currency_code =
         round_trip(&codec, &json!({"text": text, "attr": attr, "rows": [{"amount": decimal(amount, 2)}, {"amount": "0.00"}]}))?;
     }
 }
+
+/// `round_trip`, and the JSON text the gateway answers with is exactly
+/// `serde_json::to_vec(value)`: same members in the same order, same escaping.
+fn text_round_trip(codec: &Codec, value: &Value) -> Result<(), TestCaseError> {
+    round_trip(codec, value)?;
+    let text = codec
+        .encode(value)
+        .ok()
+        .and_then(|bytes| codec.decode_json(&bytes).ok());
+    let expected = serde_json::to_vec(value).ok();
+    prop_assert_eq!(
+        text.as_deref().map(String::from_utf8_lossy),
+        expected.as_deref().map(String::from_utf8_lossy)
+    );
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn json_text_keeps_member_order_nesting_and_escaping(
+        name in "[!-~]([ -~]{0,10}[!-~])?",
+        kind in "[A-Za-z\"\\\\/]{1,6}",
+        items in proptest::collection::vec((1i64..=9_999_999, any::<bool>(), "[!-~]{1,4}"), 0..=4),
+        ebcdic in any::<bool>(),
+    ) {
+        // `holder.kind` comes after the array, yet shares `holder` with `holder.name`; each
+        // item's indicator comes before its amount, whose currency is read beside it.
+        let codec = layout(&format!(r#"format = "fixed"
+charset = "{}"
+fields = [
+  {{ name = "name", pic = "X(12)", json = "holder.name" }},
+  {{ name = "n", pic = "9(2)" }},
+  {{ name = "item", occurs = 4, depending_on = "n", json = "items", fields = [
+    {{ name = "amt", pic = "S9(5)V99", usage = "comp-3", json = "amount.amount", currency = "amount.currency", indicator = {{ json = "credit_debit_indicator", positive = "credit", negative = "debit" }} }},
+    {{ name = "ccy", pic = "X(3)", json = "amount.currency" }},
+    {{ name = "ref", pic = "X(4)", json = "ref" }},
+  ] }},
+  {{ name = "kind", pic = "X(6)", json = "holder.kind" }},
+]"#, if ebcdic { "ebcdic-cp037" } else { "ascii" }));
+        let list: Vec<Value> = items
+            .iter()
+            .map(|(m, credit, r)| {
+                json!({
+                    "credit_debit_indicator": if *credit { "credit" } else { "debit" },
+                    "amount": {"amount": decimal(*m, 2), "currency": "GBP"},
+                    "ref": r,
+                })
+            })
+            .collect();
+        text_round_trip(&codec, &json!({"holder": {"name": name, "kind": kind}, "items": list}))?;
+    }
+
+    #[test]
+    fn xml_json_text_keeps_member_order_and_escaping(text in "[!-~£é€]([ -~£é€]{0,28}[!-~£é€])?", amounts in proptest::collection::vec(0i64..=9_999_999, 0..=3)) {
+        let codec = layout(r#"format = "xml"
+root = "Doc"
+[[fields]]
+xml = "A/B"
+json = "head.text"
+[[fields]]
+xml = "A/C"
+json = "mid"
+[[fields]]
+xml = "A/D"
+json = "head.tail"
+[[fields]]
+name = "rows"
+xml = "Rows/Row"
+json = "rows"
+fields = [{ xml = "Amt", json = "amount.value", json_type = "decimal", currency_code = "GBP" }]
+"#);
+        let rows: Vec<Value> = amounts.iter().map(|a| json!({"amount": {"value": decimal(*a, 2)}})).collect();
+        let value = json!({"head": {"text": text, "tail": "end"}, "mid": "<&>", "rows": rows});
+        text_round_trip(&codec, &value)?;
+    }
+}

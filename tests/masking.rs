@@ -304,6 +304,79 @@ async fn a_card_token_sent_back_reaches_the_core_as_the_card_number() {
     h.gw.shutdown().await;
 }
 
+/// Cluster mode: a token issued by one instance is reversed by another, through the
+/// shared vault in Redis (real Redis on 127.0.0.1:6379, as `.ci/run` ensures).
+#[tokio::test]
+async fn a_token_issued_by_one_instance_is_reversed_by_another() {
+    let prefix = format!("tt:{}:", uuid::Uuid::new_v4().simple());
+    let state = format!("\n[state]\nmode = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"\ntimeout = \"500ms\"\n");
+    let cluster_policy = |dir: &PolicyDir, upstream: &Upstream, key: Option<&str>| {
+        write_policy(dir);
+        dir.write("policies/gateway.toml", &gateway_toml(&upstream.url(), &state));
+        // Instances of one cluster share the masking key, as they share the policy set.
+        if let Some(key) = key {
+            dir.write("data/masking.key", key);
+        }
+    };
+    let a = Harness::start_with(false, |dir, upstream| cluster_policy(dir, upstream, None)).await;
+    let key = a.dir.read("data/masking.key");
+    let b = Harness::start_with(false, |dir, upstream| cluster_policy(dir, upstream, Some(&key))).await;
+
+    let client_a = TestClient::new(a.gw.address().unwrap());
+    let client_b = TestClient::new(b.gw.address().unwrap());
+    let token_a = client_a.production_token_for(PRODUCTION_CLIENT, None).await;
+    let token_b = client_b.production_token_for(PRODUCTION_CLIENT, None).await;
+    // A card only instance A has seen.
+    let mut answer = core_answer();
+    answer["cards"][0]["pan"] = json!("4556737586899855");
+    let got = fetch(&client_a, &token_a, &answer).await;
+    let token = got["cards"][0]["pan"].as_str().unwrap().to_string();
+    assert!(!token.contains("455673758689"), "{token}");
+
+    // What Redis holds is sealed: no card number in it.
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis on 127.0.0.1:6379 (.ci/run starts it)");
+    let stored: std::collections::HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(format!("{prefix}tokens:{{acme}}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let sealed = stored.get(&token).expect("the token is in the shared vault");
+    assert!(!String::from_utf8_lossy(sealed).contains("4556737586899855"));
+
+    client_b.set_token(PROD, &token_b);
+    let body = format!(r#"{{"pan": "{token}", "reason": "lost"}}"#);
+    let reply = client_b
+        .request(
+            http::Method::POST,
+            PROD,
+            "/v1/customers/C1/card-blocks",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let seen = b.upstream.requests();
+    let sent = seen
+        .iter()
+        .rev()
+        .find(|r| r.uri.contains("/blocks"))
+        .expect("forwarded");
+    let sent: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(sent["pan"], "4556737586899855", "instance B reversed A's token");
+
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}tokens:{{acme}}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    a.gw.shutdown().await;
+    b.gw.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The card-number property: whatever the core sends, wherever it puts a card number, a
 // partner without an attestation never receives one, and no log line carries one.

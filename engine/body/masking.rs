@@ -5,8 +5,7 @@
 //! the projection plan (`Projection::rule`), so a request evaluates no JSONPath: it walks
 //! the plan once, and each field meets at most one rule.
 
-use ring::hmac;
-use serde_json::Value;
+use ring::{aead, hmac};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -39,8 +38,8 @@ pub enum Action {
     Hash,
     /// A format-preserving card token the gateway can reverse.
     Tokenize,
-    /// Replaced with this value.
-    Redact(Value),
+    /// Replaced with this value, held as the JSON text written in its place.
+    Redact(Box<str>),
     /// Passed unchanged: the profile allows the field explicitly.
     Keep,
 }
@@ -104,6 +103,46 @@ impl PartnerKey {
         ctx.sign()
     }
 
+    /// Seals a card number for the shared token store: AES-256-GCM under a key derived
+    /// from this partner's, bound to the token it answers to, so a sealed number copied to
+    /// another token or partner does not open.
+    pub fn seal(&self, token: &str, number: &str) -> Option<Vec<u8>> {
+        use ring::rand::SecureRandom;
+        let key = self.sealing_key()?;
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        ring::rand::SystemRandom::new().fill(&mut nonce).ok()?;
+        let mut sealed = number.as_bytes().to_vec();
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(token.as_bytes()),
+            &mut sealed,
+        )
+        .ok()?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    /// Opens what `seal` made for `token`; `None` if it was made for another token, another
+    /// partner or under another key, or was altered.
+    pub fn open(&self, token: &str, sealed: &[u8]) -> Option<String> {
+        let key = self.sealing_key()?;
+        let (nonce, rest) = sealed.split_at_checked(aead::NONCE_LEN)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buffer = rest.to_vec();
+        let plain = key
+            .open_in_place(nonce, aead::Aad::from(token.as_bytes()), &mut buffer)
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
+    }
+
+    fn sealing_key(&self) -> Option<aead::LessSafeKey> {
+        let tag = self.tag("vault-seal", "", 0);
+        aead::UnboundKey::new(&aead::AES_256_GCM, tag.as_ref())
+            .ok()
+            .map(aead::LessSafeKey::new)
+    }
+
     /// The keyed hash of `text`: 128 bits, base64url.
     pub fn hash(&self, text: &str) -> String {
         use base64::Engine;
@@ -150,20 +189,22 @@ pub fn mask_digits(text: &str, first: usize, last: usize) -> String {
         .collect()
 }
 
-/// The Luhn (mod 10) check over ASCII digits.
-pub fn luhn_valid(digits: &[u8]) -> bool {
+/// The Luhn (mod 10) check over the ASCII digits in `text` (separators are skipped).
+pub fn luhn_valid(text: &[u8]) -> bool {
     let mut sum = 0u32;
-    for (i, d) in digits.iter().rev().enumerate() {
-        let mut v = u32::from(d.wrapping_sub(b'0'));
-        if i % 2 == 1 {
+    let mut count = 0usize;
+    for d in text.iter().rev().filter(|b| b.is_ascii_digit()) {
+        let mut v = u32::from(d - b'0');
+        if count % 2 == 1 {
             v *= 2;
             if v > 9 {
                 v -= 9;
             }
         }
         sum += v;
+        count += 1;
     }
-    !digits.is_empty() && sum % 10 == 0
+    count > 0 && sum % 10 == 0
 }
 
 /// Length range of a primary account number (ISO/IEC 7812).
@@ -179,8 +220,9 @@ pub fn scrub_pans(text: &str) -> Option<String> {
     if bytes.iter().filter(|b| b.is_ascii_digit()).count() < *PAN_DIGITS.start() {
         return None;
     }
-    let mut hide = vec![false; bytes.len()];
-    let mut found = false;
+    // Allocated only once a card is found: most text holds digits (dates, amounts,
+    // account numbers) but no card.
+    let mut hide: Option<Vec<bool>> = None;
     for grouped in [false, true] {
         let mut i = 0;
         while i < bytes.len() {
@@ -190,44 +232,42 @@ pub fn scrub_pans(text: &str) -> Option<String> {
             }
             // The run from i: digits, and (when grouped) single separators between digits.
             let start = i;
-            let mut positions = Vec::new();
-            let mut groups = vec![0usize];
+            let mut digits = 0;
+            let mut groups = Grouping::default();
             while i < bytes.len() {
                 if bytes[i].is_ascii_digit() {
-                    positions.push(i);
-                    if let Some(group) = groups.last_mut() {
-                        *group += 1;
-                    }
+                    digits += 1;
+                    groups.current += 1;
                     i += 1;
                 } else if grouped
                     && (bytes[i] == b' ' || bytes[i] == b'-')
                     && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
                     && i > start
                 {
-                    groups.push(0);
+                    groups.split();
                     i += 1;
                 } else {
                     break;
                 }
             }
-            if grouped && !card_grouping(&groups, start.checked_sub(1).map(|b| bytes[b]), bytes.get(i).copied()) {
+            if grouped && !groups.reads_as_card(start.checked_sub(1).map(|b| bytes[b]), bytes.get(i).copied()) {
                 continue;
             }
-            if PAN_DIGITS.contains(&positions.len()) {
-                let digits: Vec<u8> = positions.iter().map(|&p| bytes[p]).collect();
-                if luhn_valid(&digits) {
-                    found = true;
-                    let n = positions.len();
-                    for &p in positions.get(6..n - 4).unwrap_or_default() {
-                        hide[p] = true;
-                    }
+            let run = &bytes[start..i];
+            if PAN_DIGITS.contains(&digits) && luhn_valid(run) {
+                let hide = hide.get_or_insert_with(|| vec![false; bytes.len()]);
+                let positions = run
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.is_ascii_digit())
+                    .map(|(p, _)| start + p);
+                for p in positions.skip(6).take(digits - 10) {
+                    hide[p] = true;
                 }
             }
         }
     }
-    if !found {
-        return None;
-    }
+    let hide = hide?;
     Some(
         text.char_indices()
             .map(|(i, c)| if hide.get(i).copied().unwrap_or(false) { '*' } else { c })
@@ -235,25 +275,40 @@ pub fn scrub_pans(text: &str) -> Option<String> {
     )
 }
 
-/// Whether digit groups read as a card number written in groups (`4111 1111 1111 1111`,
-/// `3782-822463-10005`): groups of 3 to 6 digits (the last may be shorter), not glued to a
-/// letter or digit on either side. Identifiers that merely contain dashes (UUIDs, with
-/// their 8- and 12-digit groups and hex letters) are not cards.
-fn card_grouping(groups: &[usize], before: Option<u8>, after: Option<u8>) -> bool {
-    let glued = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-    let Some((last, rest)) = groups.split_last() else {
-        return false;
-    };
-    groups.len() > 1
-        && rest.iter().all(|g| (3..=6).contains(g))
-        && (1..=6).contains(last)
-        && !glued(before)
-        && !glued(after)
+/// The digit groups of a run, counted as it is read.
+#[derive(Default)]
+struct Grouping {
+    /// Groups closed by a separator.
+    closed: usize,
+    /// Every closed group had 3 to 6 digits.
+    closed_fit: bool,
+    /// Digits in the group being read.
+    current: usize,
+}
+
+impl Grouping {
+    fn split(&mut self) {
+        self.closed_fit = (self.closed == 0 || self.closed_fit) && (3..=6).contains(&self.current);
+        self.closed += 1;
+        self.current = 0;
+    }
+
+    /// Whether the groups read as a card number written in groups (`4111 1111 1111 1111`,
+    /// `3782-822463-10005`): groups of 3 to 6 digits (the last may be shorter), not glued
+    /// to a letter or digit on either side. Identifiers that merely contain dashes (UUIDs,
+    /// with their 8- and 12-digit groups and hex letters) are not cards.
+    fn reads_as_card(&self, before: Option<u8>, after: Option<u8>) -> bool {
+        let glued = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+        self.closed > 0 && self.closed_fit && (1..=6).contains(&self.current) && !glued(before) && !glued(after)
+    }
 }
 
 /// Card tokens issued by this gateway, per partner, and the numbers behind them. Tokens are
 /// derived from the partner's key, so the same card gets the same token after a restart;
 /// the vault remembers the way back, and settles the rare collision.
+///
+/// In cluster mode the vault is `shared`: each token issued is also kept, sealed, for the
+/// shared store (`take_unshared`), so a partner may send it back through any instance.
 #[derive(Debug, Default)]
 pub struct TokenVault {
     inner: Mutex<Vault>,
@@ -263,6 +318,20 @@ pub struct TokenVault {
 #[derive(Debug, Default)]
 struct Vault {
     partners: HashMap<String, PartnerTokens>,
+    shared: bool,
+    unshared: Vec<SealedToken>,
+}
+
+/// Most tokens kept waiting for an unreachable shared store.
+const MAX_UNSHARED: usize = 100_000;
+
+/// A token issued here, with its card number sealed (`PartnerKey::seal`), on its way to the
+/// shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedToken {
+    pub partner: String,
+    pub token: String,
+    pub sealed: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -274,6 +343,50 @@ struct PartnerTokens {
 }
 
 impl TokenVault {
+    /// A vault whose new tokens are also queued, sealed, for a shared store.
+    pub fn shared() -> TokenVault {
+        TokenVault {
+            inner: Mutex::new(Vault {
+                shared: true,
+                ..Vault::default()
+            }),
+        }
+    }
+
+    /// Tokens issued since the last call, for the shared store.
+    pub fn take_unshared(&self) -> Vec<SealedToken> {
+        self.inner
+            .lock()
+            .map(|mut v| std::mem::take(&mut v.unshared))
+            .unwrap_or_default()
+    }
+
+    /// Puts back tokens the shared store did not take, to be offered again; beyond
+    /// `MAX_UNSHARED` waiting, the oldest are given up (they stay reversible here).
+    pub fn requeue(&self, tokens: Vec<SealedToken>) {
+        if let Ok(mut vault) = self.inner.lock() {
+            vault.unshared.extend(tokens);
+            let excess = vault.unshared.len().saturating_sub(MAX_UNSHARED);
+            vault.unshared.drain(..excess);
+        }
+    }
+
+    /// Whether `token` is known here for `partner`.
+    pub fn knows(&self, partner: &str, token: &str) -> bool {
+        self.inner
+            .lock()
+            .is_ok_and(|v| v.partners.get(partner).is_some_and(|p| p.numbers.contains_key(token)))
+    }
+
+    /// Records a token another instance issued, as the shared store returned it.
+    pub fn remember(&self, partner: &str, token: &str, number: &str) {
+        if let Ok(mut vault) = self.inner.lock() {
+            let issued = vault.partners.entry(partner.to_string()).or_default();
+            issued.numbers.insert(token.to_string(), number.to_string());
+            issued.tokens.insert(number.to_string(), token.to_string());
+        }
+    }
+
     /// The token for `text` (a card number, possibly grouped) for `partner`. Digits become
     /// other digits except the last four; separators stay; a token of card-number length
     /// always fails the Luhn check, so it can never be mistaken for a card.
@@ -296,6 +409,15 @@ impl TokenVault {
         };
         issued.numbers.insert(token.clone(), text.to_string());
         issued.tokens.insert(text.to_string(), token.clone());
+        if vault.shared {
+            if let Some(sealed) = key.seal(&token, text) {
+                vault.unshared.push(SealedToken {
+                    partner: partner.to_string(),
+                    token: token.clone(),
+                    sealed,
+                });
+            }
+        }
         token
     }
 
@@ -417,6 +539,31 @@ mod tests {
         assert_ne!(key("a").hash("GB29"), key("b").hash("GB29"));
         assert_ne!(key("a").hash("GB29"), key("a").hash("GB30"));
         assert_eq!(key("a").hash("x").len(), 22);
+    }
+
+    #[test]
+    fn sealed_numbers_open_only_for_their_token_partner_and_key() {
+        let acme = PartnerKey::derive(&[7; 32], "acme");
+        let beta = PartnerKey::derive(&[7; 32], "beta");
+        let sealed = acme.seal("830294556173111", "4111111111111111").expect("sealed");
+        assert!(!sealed.windows(16).any(|w| w == b"4111111111111111"));
+        assert_eq!(
+            acme.open("830294556173111", &sealed).as_deref(),
+            Some("4111111111111111")
+        );
+        assert_eq!(acme.open("830294556173112", &sealed), None, "bound to its token");
+        assert_eq!(beta.open("830294556173111", &sealed), None, "bound to its partner");
+        let mut tampered = sealed.clone();
+        if let Some(last) = tampered.last_mut() {
+            *last ^= 1;
+        }
+        assert_eq!(acme.open("830294556173111", &tampered), None);
+        assert_eq!(acme.open("830294556173111", &sealed[..5]), None);
+        assert_ne!(
+            acme.seal("830294556173111", "4111111111111111"),
+            Some(sealed),
+            "fresh nonce each time"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! between chunks, and it records which of the two happened so the pipeline can answer
 //! 413 or 408 instead of blaming the upstream.
 
+pub mod json;
 pub mod masking;
 pub mod projection;
 pub mod validate;

@@ -9,9 +9,15 @@
 //! - `pci-sad` (CVV, track data, PIN blocks) is always removed;
 //! - `pci-pan` is masked to the first 6 and last 4 digits for a partner without a current
 //!   PCI DSS attestation.
+//!
+//! At request time the answer is never parsed into a tree: `Projection::project` walks the
+//! plan and the bytes together (`body::json`), copying what it keeps as written, skipping
+//! what it drops, and rewriting only the scalars a mask changes.
 
+use super::json::{write_string, Malformed, Reader, Scalar};
 use super::masking::{mask_digits, partial, scrub_pans, Action, PartnerKey, Rule, TokenVault};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Deeper than this, `$ref` chains (recursive schemas) keep values as they are.
@@ -91,16 +97,6 @@ pub struct Effect {
     pub pans_caught: u64,
 }
 
-impl Effect {
-    fn add(&mut self, other: Effect) {
-        self.undeclared += other.undeclared;
-        self.sad_removed += other.sad_removed;
-        self.pans_masked += other.pans_masked;
-        self.masked += other.masked;
-        self.pans_caught += other.pans_caught;
-    }
-}
-
 impl Projection {
     /// Builds the plan for `schema`, resolving `$ref`s against `root` (the schema file).
     pub fn from_schema(schema: &Value, root: &Value) -> Projection {
@@ -125,167 +121,259 @@ impl Projection {
         self.class == Some(FieldClass::PciSad) || self.active_rule(audience).is_some_and(|r| r.action == Action::Remove)
     }
 
-    /// Projects and masks `value` in place for `audience`.
-    pub fn apply(&self, value: &mut Value, audience: &Audience) -> Effect {
+    /// Projects and masks the JSON document `input` for `audience`, appending the result to
+    /// `out`. The input is read once, as bytes: what the plan keeps unchanged is copied as
+    /// written, so a response costs a scan, not a tree. Malformed input (anything
+    /// `serde_json` would refuse) is refused whole, and `out` must then be discarded.
+    pub fn project(&self, input: &[u8], audience: &Audience, out: &mut Vec<u8>) -> Result<Effect, Malformed> {
+        let mut reader = Reader::new(input)?;
         let mut effect = Effect::default();
         if self.removes(audience) {
             // Only the root reaches here; members and items are removed by their parent.
-            *value = Value::Null;
-            effect.sad_removed += u64::from(self.class == Some(FieldClass::PciSad));
-            effect.masked += u64::from(self.class != Some(FieldClass::PciSad));
-            return effect;
+            reader.value()?;
+            out.extend_from_slice(b"null");
+            self.count_removal(&mut effect);
+        } else {
+            self.emit(&mut reader, audience, out, &mut effect)?;
         }
+        reader.finish()?;
+        Ok(effect)
+    }
+
+    fn count_removal(&self, effect: &mut Effect) {
+        match self.class {
+            Some(FieldClass::PciSad) => effect.sad_removed += 1,
+            _ => effect.masked += 1,
+        }
+    }
+
+    /// Whether open content here is searched for card numbers nobody classified.
+    fn scrubs(&self, rule: Option<&Rule>, audience: &Audience) -> bool {
+        !audience.pci_attested
+            && !matches!(self.class, Some(FieldClass::Public | FieldClass::PciPan))
+            && rule.is_none_or(|r| !r.action.neutralises())
+    }
+
+    /// Writes the value at the reader's cursor as this plan allows.
+    fn emit(
+        &self,
+        reader: &mut Reader,
+        audience: &Audience,
+        out: &mut Vec<u8>,
+        effect: &mut Effect,
+    ) -> Result<(), Malformed> {
         let rule = self.active_rule(audience);
         if let Some(Rule {
             action: Action::Redact(fixed),
             ..
         }) = rule
         {
-            *value = fixed.clone();
+            reader.value()?;
+            out.extend_from_slice(fixed.as_bytes());
             effect.masked += 1;
-            return effect;
+            return Ok(());
         }
-        match (&self.shape, &mut *value) {
-            (Shape::Object(members), Value::Object(object)) => {
-                let before = object.len();
-                object.retain(|key, _| members.contains_key(key));
-                effect.undeclared += (before - object.len()) as u64;
-                let removed: Vec<String> = object
-                    .keys()
-                    .filter(|k| members.get(*k).is_some_and(|m| m.removes(audience)))
-                    .cloned()
-                    .collect();
-                for key in removed {
-                    object.remove(&key);
-                    match members.get(&key).map(|m| m.class) {
-                        Some(Some(FieldClass::PciSad)) => effect.sad_removed += 1,
-                        _ => effect.masked += 1,
+        let mut first = true;
+        match (reader.peek()?, &self.shape) {
+            (b'{', Shape::Object(members)) => {
+                reader.enter()?;
+                out.push(b'{');
+                let mut separator = false;
+                while let Some(name) = reader.member(&mut first)? {
+                    match members.get(&*name.text()) {
+                        None => {
+                            reader.value()?;
+                            effect.undeclared += 1;
+                        }
+                        Some(member) if member.removes(audience) => {
+                            reader.value()?;
+                            member.count_removal(effect);
+                        }
+                        Some(member) => {
+                            if std::mem::replace(&mut separator, true) {
+                                out.push(b',');
+                            }
+                            name.write(out);
+                            out.push(b':');
+                            member.emit(reader, audience, out, effect)?;
+                        }
                     }
                 }
-                for (key, child) in object.iter_mut() {
-                    if let Some(plan) = members.get(key) {
-                        effect.add(plan.apply(child, audience));
+                out.push(b'}');
+            }
+            (b'{', Shape::Map(plan)) => {
+                reader.enter()?;
+                out.push(b'{');
+                let mut separator = false;
+                while let Some(name) = reader.member(&mut first)? {
+                    if plan.removes(audience) {
+                        reader.value()?;
+                        effect.masked += 1;
+                        continue;
                     }
+                    if std::mem::replace(&mut separator, true) {
+                        out.push(b',');
+                    }
+                    name.write(out);
+                    out.push(b':');
+                    plan.emit(reader, audience, out, effect)?;
                 }
+                out.push(b'}');
             }
-            (Shape::Map(plan), Value::Object(object)) => {
-                if plan.removes(audience) {
-                    effect.masked += object.len() as u64;
-                    object.clear();
+            (b'[', Shape::Array(plan)) => {
+                reader.enter()?;
+                out.push(b'[');
+                let mut separator = false;
+                while reader.item(&mut first)? {
+                    if plan.removes(audience) {
+                        reader.value()?;
+                        effect.masked += 1;
+                        continue;
+                    }
+                    if std::mem::replace(&mut separator, true) {
+                        out.push(b',');
+                    }
+                    plan.emit(reader, audience, out, effect)?;
                 }
-                for child in object.values_mut() {
-                    effect.add(plan.apply(child, audience));
-                }
+                out.push(b']');
             }
-            (Shape::Array(plan), Value::Array(items)) => {
-                if plan.removes(audience) {
-                    effect.masked += items.len() as u64;
-                    items.clear();
-                }
-                for item in items.iter_mut() {
-                    effect.add(plan.apply(item, audience));
-                }
+            // A container where the schema declares another kind: default deny keeps
+            // nothing of it rather than everything.
+            (b'{' | b'[', Shape::Object(_) | Shape::Map(_) | Shape::Array(_)) => {
+                reader.value()?;
+                out.extend_from_slice(b"null");
+                effect.undeclared += 1;
             }
             // Open content nobody classified: the safety net still looks for cards.
-            (Shape::Keep, _)
-                if !audience.pci_attested
-                    && !matches!(self.class, Some(FieldClass::Public | FieldClass::PciPan))
-                    && rule.is_none_or(|r| !r.action.neutralises()) =>
-            {
-                effect.pans_caught += scrub_tree(value);
+            (b'{' | b'[', Shape::Keep) if self.scrubs(rule, audience) => scrub(reader, out, effect)?,
+            (b'{' | b'[', Shape::Keep) => out.extend_from_slice(reader.value()?.as_bytes()),
+            (_, shape) => {
+                let scrub = matches!(shape, Shape::Keep) && self.scrubs(rule, audience);
+                self.emit_scalar(reader.scalar()?, rule, scrub, audience, out, effect);
             }
-            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes a scalar: card numbers found in open content, then the rule's action, then
+    /// the `pci-pan` class's own mask. Unchanged values are copied as written, type kept.
+    fn emit_scalar(
+        &self,
+        token: Scalar,
+        rule: Option<&Rule>,
+        scrub: bool,
+        audience: &Audience,
+        out: &mut Vec<u8>,
+        effect: &mut Effect,
+    ) {
+        let masks_pan = self.class == Some(FieldClass::PciPan) && !audience.pci_attested;
+        if rule.is_none() && !scrub && !masks_pan {
+            return token.write(out);
+        }
+        let original = match &token {
+            Scalar::Str(s) => s.text(),
+            Scalar::Number(n) => Cow::Borrowed(*n),
+            Scalar::Bool(true) => Cow::Borrowed("true"),
+            Scalar::Bool(false) => Cow::Borrowed("false"),
+            Scalar::Null => return token.write(out),
+        };
+        let mut text = original.clone();
+        if scrub && !matches!(token, Scalar::Bool(_)) {
+            if let Some(clean) = scrub_pans(&text) {
+                text = Cow::Owned(clean);
+                effect.pans_caught += 1;
+            }
         }
         let neutralised = match rule {
             Some(rule) => {
-                if mask_scalar(&rule.action, value, audience) {
+                if let Some(masked) = mask_text(&rule.action, &text, audience).filter(|m| *m != text) {
+                    text = Cow::Owned(masked);
                     effect.masked += 1;
                 }
                 rule.action.neutralises()
             }
             None => false,
         };
-        if self.class == Some(FieldClass::PciPan) && !audience.pci_attested && !neutralised && mask_pan(value) {
-            effect.pans_masked += 1;
+        if masks_pan && !neutralised {
+            let masked = mask_digits(&text, 6, 4);
+            if masked != text {
+                text = Cow::Owned(masked);
+                effect.pans_masked += 1;
+            }
         }
-        effect
+        if text == original {
+            token.write(out);
+        } else {
+            write_string(out, &text);
+        }
     }
 }
 
-/// Applies a scalar action (pan, partial, hash, tokenize) to `value`. Returns whether the
-/// value changed. Structural actions are handled by `apply`.
-fn mask_scalar(action: &Action, value: &mut Value, audience: &Audience) -> bool {
-    match action {
-        Action::Pan { first, last } => replace_scalar(value, |text| mask_digits(text, *first, *last)),
-        Action::Partial { first, last } => replace_scalar(value, |text| partial(text, *first, *last)),
+/// What a scalar action (pan, partial, hash, tokenize) makes of a value's text; `None` for
+/// the structural actions, which `emit` handles.
+fn mask_text(action: &Action, text: &str, audience: &Audience) -> Option<String> {
+    Some(match action {
+        Action::Pan { first, last } => mask_digits(text, *first, *last),
+        Action::Partial { first, last } => partial(text, *first, *last),
         // Without a key (compile refuses that), hiding the value is the safe answer.
-        Action::Hash => replace_scalar(value, |text| match audience.key {
+        Action::Hash => match audience.key {
             Some(key) => key.hash(text),
             None => partial(text, 0, 0),
-        }),
-        Action::Tokenize => replace_scalar(value, |text| match audience.key {
+        },
+        Action::Tokenize => match audience.key {
             Some(key) => audience.vault.tokenize(audience.partner, key, text),
             None => mask_digits(text, 0, 0),
-        }),
-        Action::Remove | Action::Redact(_) | Action::Keep => false,
-    }
-}
-
-/// Replaces a string, number or boolean with `mask` of its text, as a string. Returns whether
-/// anything changed: a value `mask` leaves as it is stays as it was, type included.
-fn replace_scalar(value: &mut Value, mask: impl FnOnce(&str) -> String) -> bool {
-    let (text, masked) = match value {
-        Value::String(s) => {
-            let masked = mask(s);
-            if masked == *s {
-                return false;
-            }
-            *s = masked;
-            return true;
-        }
-        Value::Number(n) => {
-            let text = n.to_string();
-            let masked = mask(&text);
-            (text, masked)
-        }
-        Value::Bool(b) => {
-            let text = b.to_string();
-            let masked = mask(&text);
-            (text, masked)
-        }
-        _ => return false,
-    };
-    if masked == text {
-        return false;
-    }
-    *value = Value::String(masked);
-    true
-}
-
-/// Masks card numbers anywhere in `value`; returns how many strings or numbers changed.
-fn scrub_tree(value: &mut Value) -> u64 {
-    match value {
-        Value::String(text) => match scrub_pans(text) {
-            Some(clean) => {
-                *text = clean;
-                1
-            }
-            None => 0,
         },
-        Value::Number(n) => {
-            let text = n.to_string();
-            match scrub_pans(&text) {
-                Some(clean) => {
-                    *value = Value::String(clean);
-                    1
+        Action::Remove | Action::Redact(_) | Action::Keep => return None,
+    })
+}
+
+/// Copies the container at the reader's cursor, masking card numbers in every string and
+/// number; each one changed is counted.
+fn scrub(reader: &mut Reader, out: &mut Vec<u8>, effect: &mut Effect) -> Result<(), Malformed> {
+    let mut first = true;
+    match reader.peek()? {
+        b'{' => {
+            reader.enter()?;
+            out.push(b'{');
+            while let Some(name) = reader.member(&mut first)? {
+                if out.last() != Some(&b'{') {
+                    out.push(b',');
                 }
-                None => 0,
+                name.write(out);
+                out.push(b':');
+                scrub(reader, out, effect)?;
+            }
+            out.push(b'}');
+        }
+        b'[' => {
+            reader.enter()?;
+            out.push(b'[');
+            while reader.item(&mut first)? {
+                if out.last() != Some(&b'[') {
+                    out.push(b',');
+                }
+                scrub(reader, out, effect)?;
+            }
+            out.push(b']');
+        }
+        _ => {
+            let token = reader.scalar()?;
+            let clean = match &token {
+                Scalar::Str(s) => scrub_pans(&s.text()),
+                Scalar::Number(n) => scrub_pans(n),
+                Scalar::Bool(_) | Scalar::Null => None,
+            };
+            match clean {
+                Some(clean) => {
+                    write_string(out, &clean);
+                    effect.pans_caught += 1;
+                }
+                None => token.write(out),
             }
         }
-        Value::Array(items) => items.iter_mut().map(scrub_tree).sum(),
-        Value::Object(object) => object.values_mut().map(scrub_tree).sum(),
-        _ => 0,
     }
+    Ok(())
 }
 
 impl Projection {
@@ -300,30 +388,41 @@ impl Projection {
     }
 
     /// Replaces card tokens `partner` was given, in `pci-pan` values, with the card
-    /// numbers behind them. Returns how many were replaced.
-    pub fn detokenize(&self, value: &mut Value, partner: &str, vault: &TokenVault) -> u64 {
-        if self.class == Some(FieldClass::PciPan) {
-            if let Value::String(token) = value {
-                if let Some(number) = vault.detokenize(partner, token) {
-                    *token = number;
-                    return 1;
-                }
+    /// numbers behind them. Returns how many were replaced, and the `pci-pan` values the
+    /// vault does not know (card numbers, or tokens another instance issued).
+    pub fn detokenize(&self, value: &mut Value, partner: &str, vault: &TokenVault) -> (u64, Vec<String>) {
+        let mut replaced = 0;
+        let mut unknown = Vec::new();
+        self.each_card(value, &mut |text| match vault.detokenize(partner, text) {
+            Some(number) => {
+                *text = number;
+                replaced += 1;
             }
-            return 0;
+            None => unknown.push(text.clone()),
+        });
+        (replaced, unknown)
+    }
+
+    fn each_card(&self, value: &mut Value, visit: &mut impl FnMut(&mut String)) {
+        if self.class == Some(FieldClass::PciPan) {
+            if let Value::String(text) = value {
+                visit(text);
+            }
+            return;
         }
         match (&self.shape, value) {
-            (Shape::Object(members), Value::Object(object)) => object
-                .iter_mut()
-                .filter_map(|(key, child)| members.get(key).map(|plan| plan.detokenize(child, partner, vault)))
-                .sum(),
-            (Shape::Map(plan), Value::Object(object)) => object
-                .values_mut()
-                .map(|child| plan.detokenize(child, partner, vault))
-                .sum(),
-            (Shape::Array(plan), Value::Array(items)) => {
-                items.iter_mut().map(|item| plan.detokenize(item, partner, vault)).sum()
+            (Shape::Object(members), Value::Object(object)) => {
+                for (key, child) in object.iter_mut() {
+                    if let Some(plan) = members.get(key) {
+                        plan.each_card(child, visit);
+                    }
+                }
             }
-            _ => 0,
+            (Shape::Map(plan), Value::Object(object)) => {
+                object.values_mut().for_each(|child| plan.each_card(child, visit))
+            }
+            (Shape::Array(plan), Value::Array(items)) => items.iter_mut().for_each(|item| plan.each_card(item, visit)),
+            _ => {}
         }
     }
 }
@@ -367,13 +466,6 @@ impl Projection {
             _ => out.push(field(path)),
         }
     }
-}
-
-/// Masks a card number to at most its first 6 and last 4 digits (PCI DSS 3.4). Non-digits
-/// (spaces, existing `*`) are kept; a number becomes a masked string; too few digits to
-/// show 6 and 4 without showing all are hidden whole. Returns whether anything changed.
-pub fn mask_pan(value: &mut Value) -> bool {
-    replace_scalar(value, |text| mask_digits(text, 6, 4))
 }
 
 fn build(schema: &Value, root: &Value, depth: usize) -> Projection {
@@ -512,6 +604,15 @@ mod tests {
         }
     }
 
+    /// Projects `value` through its JSON text, as the gateway does, and parses the result.
+    fn apply(plan: &Projection, value: &mut Value, audience: &Audience) -> Effect {
+        let input = serde_json::to_vec(value).expect("serialise");
+        let mut out = Vec::new();
+        let effect = plan.project(&input, audience, &mut out).expect("well-formed");
+        *value = serde_json::from_slice(&out).expect("projection writes JSON");
+        effect
+    }
+
     #[test]
     fn undeclared_members_are_dropped_at_every_depth() {
         let schema = json!({
@@ -531,7 +632,7 @@ mod tests {
             "tags": {"a": "x", "b": "y"},
             "meta": {"cics_region": "PRD7"}
         });
-        let effect = plan.apply(&mut value, &audience(false));
+        let effect = apply(&plan, &mut value, &audience(false));
         assert_eq!(
             value,
             json!({"id": "A1", "balances": [{"amount": "1.00"}, {"amount": "2.00"}], "tags": {"a": "x", "b": "y"}, "meta": {}})
@@ -552,7 +653,7 @@ mod tests {
         });
         let plan = Projection::from_schema(&schema, &schema);
         let mut value = json!({"a": 1, "b": 2, "c": {"d": 3, "e": 4}, "z": 5});
-        assert_eq!(plan.apply(&mut value, &audience(false)).undeclared, 2);
+        assert_eq!(apply(&plan, &mut value, &audience(false)).undeclared, 2);
         assert_eq!(value, json!({"a": 1, "b": 2, "c": {"d": 3}}));
     }
 
@@ -561,7 +662,7 @@ mod tests {
         let schema = json!({"$ref": "#/$defs/node", "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}, "v": {}}}}});
         let plan = Projection::from_schema(&schema, &schema);
         let mut value = json!({"v": 1, "x": 0, "child": {"v": 2, "x": 0}});
-        plan.apply(&mut value, &audience(false));
+        apply(&plan, &mut value, &audience(false));
         assert_eq!(value, json!({"v": 1, "child": {"v": 2}}));
     }
 
@@ -582,7 +683,7 @@ mod tests {
         let original = json!({"pan": "4111 1111 1111 1111", "cvv": "123", "cards": [{"number": "5355220000001234", "track2": ";5355=2512"}]});
 
         let mut value = original.clone();
-        let effect = plan.apply(&mut value, &audience(false));
+        let effect = apply(&plan, &mut value, &audience(false));
         assert_eq!(
             value,
             json!({"pan": "4111 11** **** 1111", "cards": [{"number": "535522******1234"}]})
@@ -590,7 +691,7 @@ mod tests {
         assert_eq!((effect.sad_removed, effect.pans_masked), (2, 2));
 
         let mut value = original.clone();
-        let effect = plan.apply(&mut value, &audience(true));
+        let effect = apply(&plan, &mut value, &audience(true));
         assert_eq!(
             value,
             json!({"pan": "4111 1111 1111 1111", "cards": [{"number": "5355220000001234"}]})
@@ -600,14 +701,77 @@ mod tests {
 
     #[test]
     fn masking_never_shows_more_than_six_and_four() {
+        let schema = json!({"x-data-class": "pci-pan"});
+        let plan = Projection::from_schema(&schema, &schema);
         let mut already = json!("535522******1234");
-        assert!(!mask_pan(&mut already), "an already masked PAN stays as it is");
+        assert_eq!(
+            apply(&plan, &mut already, &audience(false)).pans_masked,
+            0,
+            "an already masked PAN stays"
+        );
         let mut short = json!("1234567890");
-        assert!(mask_pan(&mut short));
+        assert_eq!(apply(&plan, &mut short, &audience(false)).pans_masked, 1);
         assert_eq!(short, json!("**********"));
         let mut number = json!(4111111111111111u64);
-        assert!(mask_pan(&mut number));
+        assert_eq!(apply(&plan, &mut number, &audience(false)).pans_masked, 1);
         assert_eq!(number, json!("411111******1111"));
+    }
+
+    #[test]
+    fn kept_values_are_copied_as_written_and_escaped_names_still_match() {
+        let schema = json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "amount": {}, "note": {"type": "string"}, "open": {}
+        }});
+        let plan = Projection::from_schema(&schema, &schema);
+        let input = br#" { "\u0069d" : "A\u00e91" , "amount": 1.50E+2, "x": {"deep": [1, 2]}, "note": "tab\there",
+            "open": {"a": [true, null, "4111 1111 1111 1111"]} } "#;
+        let mut out = Vec::new();
+        let effect = plan.project(input, &audience(true), &mut out).expect("well-formed");
+        assert_eq!(
+            std::str::from_utf8(&out).expect("utf-8"),
+            r#"{"\u0069d":"A\u00e91","amount":1.50E+2,"note":"tab\there","open":{"a": [true, null, "4111 1111 1111 1111"]}}"#
+        );
+        assert_eq!(effect.undeclared, 1);
+
+        // Without an attestation the open member is searched for card numbers.
+        out.clear();
+        let effect = plan.project(input, &audience(false), &mut out).expect("well-formed");
+        let value: Value = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(value["open"], json!({"a": [true, null, "4111 11** **** 1111"]}));
+        assert_eq!(effect.pans_caught, 1);
+    }
+
+    #[test]
+    fn a_container_of_the_wrong_kind_is_dropped_not_passed() {
+        let schema = json!({"type": "object", "properties": {
+            "items": {"type": "array", "items": {"type": "object", "properties": {"a": {}}}},
+            "one": {"type": "object", "properties": {"a": {}}}
+        }});
+        let plan = Projection::from_schema(&schema, &schema);
+        let mut value = json!({"items": {"a": 1, "secret": 2}, "one": [{"a": 1, "secret": 2}]});
+        let effect = apply(&plan, &mut value, &audience(false));
+        assert_eq!(value, json!({"items": null, "one": null}));
+        assert_eq!(effect.undeclared, 2);
+    }
+
+    #[test]
+    fn malformed_documents_are_refused_whole() {
+        let schema = json!({"type": "object", "properties": {"a": {}}});
+        let plan = Projection::from_schema(&schema, &schema);
+        for bad in [
+            &b"{\"a\": 1"[..],
+            b"{\"a\": 1} {}",
+            b"{\"b\": [1,]}",
+            b"",
+            b"{\"b\": \"\\ud800\"}",
+        ] {
+            let mut out = Vec::new();
+            assert!(
+                plan.project(bad, &audience(false), &mut out).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn exposure(root: &Path, partner: Option<&str>, format: OutputFormat) -> Exi
         partners.push(json!({
             "partner": &*candidate.id,
             "pci_attested": attested,
-            // Without an attestation, `Projection::apply` scans every field not classed
+            // Without an attestation, `Projection::project` scans every field not classed
             // public for card numbers.
             "card_number_safety_net": !attested,
             "masking_profile": candidate.masking.and_then(|m| p.masking_profiles.get(m)).map(|n| &**n),
@@ -107,7 +107,7 @@ fn class_name(class: Option<FieldClass>) -> &'static str {
     }
 }
 
-/// What the gateway does to a field for this partner, in the order `Projection::apply`
+/// What the gateway does to a field for this partner, in the order `Projection::project`
 /// decides it (see body/projection.rs).
 fn treatment(class: Option<FieldClass>, rule: Option<&Rule>, pci_attested: bool, access: &AccessTable) -> String {
     if class == Some(FieldClass::PciSad) {

@@ -91,6 +91,7 @@ pub fn compile(
             route_ids.insert(&raw_route.id, Origin { product: loaded, index });
             let names = Names {
                 access,
+                max_body: gateway.map(|g| g.settings.limits.max_body),
                 incomplete: set.incomplete,
             };
             let Some(plan) = route_plan(
@@ -105,6 +106,21 @@ pub fn compile(
             ) else {
                 continue;
             };
+            let sensitive = products.get(product_index).map(|p: &ProductPlan| p.data_class);
+            if plan.response_projection.is_none() && matches!(sensitive, Some(DataClass::Pii | DataClass::Pci)) {
+                diags.push(
+                    Diagnostic::warning(
+                        "unprojected-answers",
+                        format!(
+                            "route `{}` of a {} product has no response_schema: its answers reach partners unprojected and unmasked",
+                            raw_route.id,
+                            if sensitive == Some(DataClass::Pci) { "pci" } else { "pii" }
+                        ),
+                    )
+                    .at(origin.at("id"))
+                    .help("declare the answer with a response_schema: projection, masking profiles and the card-number safety net work from it"),
+                );
+            }
             let route_id = routes.len();
             for env in Environment::ALL {
                 if plan.targets.get(env).is_none() {
@@ -250,8 +266,38 @@ fn product_plan(loaded: &LoadedProduct, diags: &mut Diagnostics) -> ProductPlan 
 /// What route scopes resolve against.
 struct Names<'a> {
     access: &'a AccessTable,
+    /// The gateway's `limits.max_body`, which a route may lower but not raise.
+    max_body: Option<u64>,
     /// Some policy file did not load, so an unresolved name may live there: stay quiet.
     incomplete: bool,
+}
+
+/// A route's `max_body`: a size no larger than the gateway's own limit, which stays the
+/// ceiling (it also bounds what the listener buffers before a route is known).
+fn route_body_limit(raw: &RawRoute, origin: &Origin, gateway: Option<u64>, diags: &mut Diagnostics) -> Option<u64> {
+    let text = raw.max_body.as_deref()?;
+    let Some(size) = super::units::size(text).filter(|s| *s > 0) else {
+        diags.push(
+            Diagnostic::error("invalid-size", format!("`{text}` is not a usable size"))
+                .at(origin.at("max_body"))
+                .help("write a positive whole number with a unit, e.g. \"16KiB\" or \"1MiB\""),
+        );
+        return None;
+    };
+    match gateway {
+        Some(ceiling) if size > ceiling => {
+            diags.push(
+                Diagnostic::error(
+                    "body-limit-above-gateway",
+                    format!("max_body `{text}` is above the gateway's limits.max_body ({ceiling} bytes)"),
+                )
+                .at(origin.at("max_body"))
+                .help("a route can only lower the limit; raise [limits] max_body in policies/gateway.toml first"),
+            );
+            None
+        }
+        _ => Some(size),
+    }
 }
 
 /// What answers the product in each environment, before routes add their mocks.
@@ -455,11 +501,13 @@ fn route_plan(
             }
         }
     }
+    let max_body = route_body_limit(raw, origin, names.max_body, diags);
     if diags.error_count() > before {
         return None;
     }
     Some(RoutePlan {
         id: Arc::from(raw.id.as_str()),
+        max_body,
         product,
         method,
         path: Arc::from(raw.path.as_str()),

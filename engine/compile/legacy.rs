@@ -400,7 +400,7 @@ struct Scope {
 impl Scope {
     fn child(&self, target: &JsonPath, array: bool) -> Scope {
         let mut json = self.json.clone();
-        json.extend(target.segments().iter().map(|s| Seg::Key(s.to_string())));
+        json.extend(target.segments().map(|s| Seg::Key(s.to_string())));
         if array {
             json.push(Seg::Items);
         }
@@ -447,6 +447,15 @@ impl<'d> Cx<'d> {
         );
     }
 
+    /// `not_for` each key that is present, under `base` (a JSON pointer prefix).
+    fn none_of(&mut self, base: &str, keys: &[(&str, bool)], format: &str) {
+        for &(key, present) in keys {
+            if present {
+                self.not_for(&format!("{base}/{key}"), key, format);
+            }
+        }
+    }
+
     fn json_path(&mut self, pointer: &str, text: &str) -> Option<JsonPath> {
         let path = JsonPath::parse(text);
         if path.is_none() {
@@ -478,24 +487,23 @@ impl<'d> Cx<'d> {
     // -----------------------------------------------------------------------------------
 
     fn fixed(&mut self, raw: &RawLayout) -> Option<FixedLayout> {
-        for (key, present) in [
-            ("root", raw.root.is_some()),
-            ("namespace", raw.namespace.is_some()),
-            ("namespaces", !raw.namespaces.is_empty()),
-            ("soap", raw.soap.is_some()),
-        ] {
-            if present {
-                self.not_for(&format!("/{key}"), key, "fixed");
-            }
-        }
+        self.none_of(
+            "",
+            &[
+                ("root", raw.root.is_some()),
+                ("namespace", raw.namespace.is_some()),
+                ("namespaces", !raw.namespaces.is_empty()),
+                ("soap", raw.soap.is_some()),
+            ],
+            "fixed",
+        );
         self.charset = match raw.charset {
             Some(RawCharset::EbcdicCp037) => Charset::Cp037,
             Some(RawCharset::Ascii) | None => Charset::Ascii,
         };
         match (&raw.fields, &raw.records) {
             (Some(fields), None) => {
-                if let Some(rt) = &raw.record_type {
-                    let _ = rt;
+                if raw.record_type.is_some() {
                     self.not_for("/record_type", "record_type", "single-record");
                 }
                 self.slots = 0;
@@ -513,8 +521,6 @@ impl<'d> Cx<'d> {
                         code: None,
                         repeat: Repeat::Once,
                         target: None,
-                        members: layout::members(&items),
-                        max_len: pos,
                         items,
                         slots: self.slots,
                     }],
@@ -665,8 +671,6 @@ impl<'d> Cx<'d> {
                 code,
                 repeat,
                 target,
-                members: layout::members(&items),
-                max_len: pos,
                 items,
                 slots: self.slots,
             });
@@ -806,11 +810,7 @@ impl<'d> Cx<'d> {
         let mut starts: Vec<(usize, Option<usize>)> = Vec::new();
         for (i, raw) in raws.iter().enumerate() {
             let p = format!("{base}/{i}");
-            for (key, present) in [("xml", raw.xml.is_some())] {
-                if present {
-                    self.not_for(&format!("{p}/{key}"), key, "fixed");
-                }
-            }
+            self.none_of(&p, &[("xml", raw.xml.is_some())], "fixed");
             if matches!(raw.compute, Some(RawCompute::Sum | RawCompute::Now)) {
                 self.not_for(&format!("{p}/compute"), "compute", "fixed (only compute = \"count\")");
             }
@@ -989,17 +989,17 @@ impl<'d> Cx<'d> {
         records: Option<&[&str]>,
     ) -> Option<(Item, Option<(usize, JsonPath)>)> {
         let fields = raw.fields.as_deref().unwrap_or(&[]);
-        for (key, present) in [
-            ("pic", raw.pic.is_some()),
-            ("usage", raw.usage.is_some()),
-            ("value", raw.value.is_some()),
-            ("codes", raw.codes.is_some()),
-            ("date", raw.date.is_some()),
-        ] {
-            if present {
-                self.not_for(&format!("{p}/{key}"), key, "group");
-            }
-        }
+        self.none_of(
+            p,
+            &[
+                ("pic", raw.pic.is_some()),
+                ("usage", raw.usage.is_some()),
+                ("value", raw.value.is_some()),
+                ("codes", raw.codes.is_some()),
+                ("date", raw.date.is_some()),
+            ],
+            "group",
+        );
         let name: Box<str> = raw.name.as_deref().unwrap_or("group").into();
         self.offset(raw, p, pos, *variable);
         let occurs = raw.occurs.unwrap_or(1) as usize;
@@ -1103,7 +1103,6 @@ impl<'d> Cx<'d> {
             occurs,
             depending_on: depending_on.map(|(_, slot)| slot),
             target,
-            members: layout::members(&items),
             items,
         });
         Some((group, count))
@@ -1586,16 +1585,16 @@ impl Cx<'_> {
     // -----------------------------------------------------------------------------------
 
     fn xml(&mut self, raw: &RawLayout) -> Option<XmlMapping> {
-        for (key, present) in [
-            ("charset", raw.charset.is_some()),
-            ("length", raw.length.is_some()),
-            ("record_type", raw.record_type.is_some()),
-            ("records", raw.records.is_some()),
-        ] {
-            if present {
-                self.not_for(&format!("/{key}"), key, "xml");
-            }
-        }
+        self.none_of(
+            "",
+            &[
+                ("charset", raw.charset.is_some()),
+                ("length", raw.length.is_some()),
+                ("record_type", raw.record_type.is_some()),
+                ("records", raw.records.is_some()),
+            ],
+            "xml",
+        );
         let space = Namespaces {
             default: raw.namespace.clone(),
             prefixes: raw.namespaces.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -1716,17 +1715,17 @@ impl Cx<'_> {
         let mut level = Level::default();
         for (i, raw) in raws.iter().enumerate() {
             let p = format!("{base}/{i}");
-            for (key, present) in [
-                ("pic", raw.pic.is_some()),
-                ("usage", raw.usage.is_some()),
-                ("offset", raw.offset.is_some()),
-                ("occurs", raw.occurs.is_some()),
-                ("depending_on", raw.depending_on.is_some()),
-            ] {
-                if present {
-                    self.not_for(&format!("{p}/{key}"), key, "xml");
-                }
-            }
+            self.none_of(
+                &p,
+                &[
+                    ("pic", raw.pic.is_some()),
+                    ("usage", raw.usage.is_some()),
+                    ("offset", raw.offset.is_some()),
+                    ("occurs", raw.occurs.is_some()),
+                    ("depending_on", raw.depending_on.is_some()),
+                ],
+                "xml",
+            );
             let index = items.len();
             let name: Box<str> = raw.name.as_deref().or(raw.xml.as_deref()).unwrap_or("field").into();
             if let Some(fields) = &raw.fields {

@@ -165,7 +165,7 @@ fn compile_rule(
             last: raw.keep_last.unwrap_or(0) as usize,
         },
         RawAction::Redact => match &raw.value {
-            Some(value) => Action::Redact(value.clone()),
+            Some(value) => Action::Redact(value.to_string().into()),
             None => {
                 diags.push(
                     Diagnostic::error("missing-redact-value", "action \"redact\" needs the `value` it writes")

@@ -358,6 +358,13 @@ impl Sum {
 /// Checks a decimal's places against a currency and re-renders it with exactly the
 /// currency's places: "1250.5" GBP -> "1250.50", "100.0" JPY -> "100", "100.5" JPY -> error.
 pub fn amount_for_currency(text: &str, exponent: u8, code: &str) -> Result<String, ConvError> {
+    let mut out = String::new();
+    amount_for_currency_into(text, exponent, code, &mut out)?;
+    Ok(out)
+}
+
+/// `amount_for_currency`, appended to `out`.
+pub fn amount_for_currency_into(text: &str, exponent: u8, code: &str, out: &mut String) -> Result<(), ConvError> {
     let parsed = DecimalText::parse(text)?;
     let places = usize::from(exponent);
     let significant = parsed.significant_frac();
@@ -373,20 +380,21 @@ pub fn amount_for_currency(text: &str, exponent: u8, code: &str) -> Result<Strin
             },
         ));
     }
-    Ok(normalize_decimal(&parsed, Some(places)))
+    normalize_decimal_into(&parsed, Some(places), out);
+    Ok(())
 }
 
 /// A parsed decimal as canonical text: no leading zeros, and `places` fraction digits
 /// (padded with zeros; the caller has checked no significant digit is dropped), or its
-/// own fraction when `None`. One allocation.
-pub fn normalize_decimal(d: &DecimalText<'_>, places: Option<usize>) -> String {
+/// own fraction when `None`. Appended to `out`.
+pub fn normalize_decimal_into(d: &DecimalText<'_>, places: Option<usize>, out: &mut String) {
     let frac = match places {
         Some(p) => &d.frac[..p.min(d.frac.len())],
         None => d.frac,
     };
     let places = places.unwrap_or(d.frac.len());
     let zero = d.int.is_empty() && frac.bytes().all(|b| b == b'0');
-    let mut out = String::with_capacity(d.int.len() + places + 3);
+    out.reserve(d.int.len() + places + 3);
     if d.negative && !zero {
         out.push('-');
     }
@@ -398,7 +406,6 @@ pub fn normalize_decimal(d: &DecimalText<'_>, places: Option<usize>) -> String {
             out.push('0');
         }
     }
-    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -618,9 +625,8 @@ pub fn format_date(date: Date, format: DateFormat) -> Option<String> {
     (ok && year <= 9999).then_some(out)
 }
 
-/// The JSON form of a date: ISO 8601 date, or midnight UTC as a date-time.
-pub fn iso_date(date: Date, with_time: bool) -> String {
-    let mut out = String::with_capacity(20);
+/// The JSON form of a date, appended to `out`: ISO 8601 date, or midnight UTC as a date-time.
+pub fn iso_date_into(date: Date, with_time: bool, out: &mut String) {
     let digit = |n: u16| char::from(b'0' + (n % 10) as u8);
     let y = date.year;
     for n in [y / 1000, y / 100, y / 10, y] {
@@ -635,7 +641,6 @@ pub fn iso_date(date: Date, with_time: bool) -> String {
     if with_time {
         out.push_str("T00:00:00Z");
     }
-    out
 }
 
 /// Reads the date of an ISO 8601 date or date-time (its time is not kept).
@@ -687,12 +692,18 @@ pub enum Trim {
 
 impl Trim {
     pub fn apply(self, text: &str) -> &str {
-        match self {
-            Trim::None => text,
-            Trim::Left => text.trim_start_matches(' '),
-            Trim::Right => text.trim_end_matches(' '),
-            Trim::Both => text.trim_matches(' '),
-        }
+        // By byte rather than by char, as this runs for every text field: a space is ASCII,
+        // so the cut is always at a char boundary.
+        let bytes = text.as_bytes();
+        let start = match self {
+            Trim::Left | Trim::Both => bytes.iter().position(|b| *b != b' ').unwrap_or(bytes.len()),
+            Trim::None | Trim::Right => 0,
+        };
+        let end = match self {
+            Trim::Right | Trim::Both => bytes.iter().rposition(|b| *b != b' ').map_or(start, |i| i + 1),
+            Trim::None | Trim::Left => bytes.len(),
+        };
+        text.get(start..end.max(start)).unwrap_or("")
     }
 }
 
@@ -720,6 +731,20 @@ mod tests {
         assert!(err.expected.contains("JPY has no decimal places"));
         assert!(amount_for_currency("1.2.3", 2, "GBP").is_err());
         assert!(amount_for_currency("1e5", 2, "GBP").is_err());
+    }
+
+    #[test]
+    fn trims_cut_spaces_only() {
+        for (trim, expected) in [
+            (Trim::None, " a b "),
+            (Trim::Left, "a b "),
+            (Trim::Right, " a b"),
+            (Trim::Both, "a b"),
+        ] {
+            assert_eq!(trim.apply(" a b "), expected);
+            assert_eq!(trim.apply("   "), if trim == Trim::None { "   " } else { "" });
+        }
+        assert_eq!(Trim::Both.apply(" é\t "), "é\t");
     }
 
     #[test]

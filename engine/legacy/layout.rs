@@ -9,9 +9,10 @@
 use super::charset::Charset;
 use super::convert::ConvError;
 use super::fields::{self, Digits, Fault};
+use super::json::{JsonDoc, NodeId};
 use super::{
-    apply_indicator, convert_with_currency, field_path, read_indicator, render_template, Conv, Currency, EncodeError,
-    Found, JsonPath, JsonType, Part, Pending, RecordError,
+    apply_indicator, deliver_with_currency, field_path, read_indicator, render_template, Conv, Currency, EncodeError,
+    Found, JsonPath, JsonType, Part, Pending, RecordError, Slots,
 };
 use serde_json::{Map, Value};
 
@@ -53,10 +54,6 @@ pub struct Record {
     pub items: Vec<Item>,
     /// Fields kept by name for OCCURS DEPENDING ON and joins.
     pub slots: usize,
-    /// How many members the record's JSON object has, to size it once.
-    pub members: usize,
-    /// Its length with every OCCURS at its maximum, to size arrays of records.
-    pub max_len: usize,
 }
 
 /// One entry of a record, in order.
@@ -141,41 +138,6 @@ pub struct Group {
     /// The JSON array; absent for groups of fillers.
     pub target: Option<JsonPath>,
     pub items: Vec<Item>,
-    /// How many members each occurrence's JSON object has.
-    pub members: usize,
-}
-
-/// The number of distinct top-level JSON members `items` write, for sizing objects.
-pub fn members(items: &[Item]) -> usize {
-    fn walk<'a>(items: &'a [Item], names: &mut Vec<&'a str>) {
-        let add = |path: &'a JsonPath, names: &mut Vec<&'a str>| {
-            if let Some(first) = path.segments().first() {
-                if !names.contains(&&**first) {
-                    names.push(first);
-                }
-            }
-        };
-        for item in items {
-            match item {
-                Item::Field(f) => {
-                    if let Some(t) = &f.target {
-                        add(t, names);
-                    }
-                    if let Some(i) = &f.conv.indicator {
-                        add(&i.target, names);
-                    }
-                }
-                Item::Group(g) => match &g.target {
-                    Some(t) => add(t, names),
-                    None => walk(&g.items, names),
-                },
-                Item::Const { target, .. } | Item::Template { target, .. } => add(target, names),
-            }
-        }
-    }
-    let mut names = Vec::new();
-    walk(items, &mut names);
-    names.len()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,38 +149,43 @@ struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
     context: Vec<(&'a str, Option<usize>)>,
-    slots: Vec<Option<Value>>,
+    slots: Slots,
     counts: Vec<u64>,
     text: String,
     /// A currency code read beside its amount.
     code: String,
+    /// A converted value's text (dates, decimals, joins), reused field after field.
+    scratch: String,
     digits: Digits,
     /// Records read so far, per record type.
     seen: Vec<u64>,
     /// The record type being read.
     current: usize,
+    doc: JsonDoc<'a>,
 }
 
 impl FixedLayout {
-    /// Reads a record (or a sequence of records) into JSON.
-    pub fn decode(&self, data: &[u8]) -> Result<Value, RecordError> {
+    /// Reads a record (or a sequence of records) as JSON text.
+    pub fn decode(&self, data: &[u8]) -> Result<Vec<u8>, RecordError> {
         let slots = self.records.iter().map(|r| r.slots).max().unwrap_or(0);
         let mut d = Decoder {
             charset: self.charset,
             data,
             pos: 0,
             context: Vec::with_capacity(4),
-            slots: vec![None; slots],
+            slots: Slots::new(slots),
             counts: vec![0; slots],
             text: String::with_capacity(64),
             code: String::with_capacity(8),
+            scratch: String::with_capacity(32),
             digits: Digits::default(),
             seen: vec![0; self.records.len()],
             current: 0,
+            doc: JsonDoc::new(data.len()),
         };
         let Some(discriminator) = &self.discriminator else {
             let Some(record) = self.records.first() else {
-                return Ok(Value::Object(Map::new()));
+                return Ok(d.doc.finish());
             };
             let object = d.record(record)?;
             if d.pos != data.len() {
@@ -229,21 +196,17 @@ impl FixedLayout {
                     found: Found::Length(data.len()),
                 });
             }
-            let mut root = Map::new();
-            place(&mut root, record, object);
-            return Ok(Value::Object(root));
+            place(&mut d.doc, record, object);
+            return Ok(d.doc.finish());
         };
 
-        let mut singles: Vec<Option<Map<String, Value>>> = self.records.iter().map(|_| None).collect();
-        // Sized for the most records the data could hold, so the arrays never grow.
-        let mut many: Vec<Vec<Value>> = self
-            .records
-            .iter()
-            .map(|r| match r.repeat {
-                Repeat::Many => Vec::with_capacity(data.len() / r.max_len.max(1)),
-                _ => Vec::new(),
-            })
-            .collect();
+        // Record types come in layout order, so each is placed at the top level when its
+        // first record is read (or when a later type shows it has none), in that order.
+        let mut placed = Placed {
+            next: 0,
+            arrays: vec![None; self.records.len()],
+            missing: None,
+        };
         let mut last = 0usize;
         while d.pos < data.len() {
             let at = d.pos + discriminator.offset;
@@ -292,39 +255,21 @@ impl FixedLayout {
             } else {
                 d.context.push((&record.name, None));
             }
+            placed.up_to(self, index, &mut d.doc, data.len());
             let object = d.record(record)?;
             if let Some(n) = d.seen.get_mut(index) {
                 *n += 1;
             }
-            match record.repeat {
-                Repeat::Many => many[index].push(Value::Object(object)),
-                _ => singles[index] = Some(object),
+            match (record.repeat, placed.arrays.get(index).copied().flatten()) {
+                (Repeat::Many, Some(array)) => d.doc.push_item(array, object),
+                _ => place(&mut d.doc, record, object),
             }
         }
-        let mut root = Map::new();
-        for (index, record) in self.records.iter().enumerate() {
-            match record.repeat {
-                Repeat::Many => {
-                    let items = std::mem::take(&mut many[index]);
-                    if let Some(target) = &record.target {
-                        target.insert(&mut root, Value::Array(items));
-                    }
-                }
-                Repeat::Once | Repeat::Optional => match singles[index].take() {
-                    Some(object) => place(&mut root, record, object),
-                    None if record.repeat == Repeat::Once => {
-                        return Err(RecordError {
-                            offset: data.len(),
-                            field: record.name.to_string(),
-                            expected: format!("a `{}` record", record.name),
-                            found: Found::End { len: data.len() },
-                        })
-                    }
-                    None => {}
-                },
-            }
+        placed.up_to(self, self.records.len(), &mut d.doc, data.len());
+        match placed.missing {
+            Some(error) => Err(error),
+            None => Ok(d.doc.finish()),
         }
-        Ok(Value::Object(root))
     }
 
     fn codes_text(&self) -> String {
@@ -340,21 +285,58 @@ impl FixedLayout {
     }
 }
 
+/// The record types already given their place at the top level.
+struct Placed {
+    /// The first record type not placed yet.
+    next: usize,
+    /// Each repeating record type's array.
+    arrays: Vec<Option<NodeId>>,
+    /// The first required record type found missing; reported once every record is read.
+    missing: Option<RecordError>,
+}
+
+impl Placed {
+    /// Places the record types before `index`, which have no records, and gives a repeating
+    /// `index` its array.
+    fn up_to<'a>(&mut self, layout: &'a FixedLayout, index: usize, doc: &mut JsonDoc<'a>, len: usize) {
+        while self.next <= index {
+            let Some(record) = layout.records.get(self.next) else {
+                break;
+            };
+            if record.repeat == Repeat::Many {
+                let array = match &record.target {
+                    Some(target) => doc.set_array(JsonDoc::ROOT, target),
+                    None => doc.detached_array(),
+                };
+                if let Some(slot) = self.arrays.get_mut(self.next) {
+                    *slot = Some(array);
+                }
+            } else if record.repeat == Repeat::Once && self.next < index && self.missing.is_none() {
+                self.missing = Some(RecordError {
+                    offset: len,
+                    field: record.name.to_string(),
+                    expected: format!("a `{}` record", record.name),
+                    found: Found::End { len },
+                });
+            }
+            self.next += 1;
+        }
+    }
+}
+
 /// Puts a single record's object where it belongs.
-fn place(root: &mut Map<String, Value>, record: &Record, object: Map<String, Value>) {
+fn place<'a>(doc: &mut JsonDoc<'a>, record: &'a Record, object: NodeId) {
     match &record.target {
-        Some(target) => target.insert(root, Value::Object(object)),
-        None => root.extend(object),
+        Some(target) => doc.attach(JsonDoc::ROOT, target, object),
+        None => doc.extend(JsonDoc::ROOT, object),
     }
 }
 
 impl<'a> Decoder<'a> {
-    fn record(&mut self, record: &'a Record) -> Result<Map<String, Value>, RecordError> {
-        for slot in &mut self.slots {
-            *slot = None;
-        }
-        let mut object = Map::with_capacity(record.members);
-        self.items(&record.items, &mut object)?;
+    fn record(&mut self, record: &'a Record) -> Result<NodeId, RecordError> {
+        self.slots.clear();
+        let object = self.doc.detached_object();
+        self.items(&record.items, object)?;
         Ok(object)
     }
 
@@ -367,41 +349,44 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn items(&mut self, items: &'a [Item], out: &mut Map<String, Value>) -> Result<(), RecordError> {
+    fn items(&mut self, items: &'a [Item], out: NodeId) -> Result<(), RecordError> {
         let mut pending: Vec<Pending> = Vec::new();
         for (index, item) in items.iter().enumerate() {
             match item {
                 Item::Field(field) => self.field(field, index, out, &mut pending)?,
                 Item::Group(group) => self.group(group, out)?,
-                Item::Const { target, value } => target.insert(out, value.clone()),
-                Item::Template { target, parts } => target.insert(out, render_template(parts, &self.slots)),
+                Item::Const { target, value } => self.doc.set_value(out, target, value),
+                Item::Template { target, parts } => {
+                    let text = render_template(parts, &self.slots, &mut self.scratch);
+                    self.doc.set_str(out, target, text);
+                }
             }
         }
         for p in pending {
             let Some(Item::Field(field)) = items.get(p.field) else {
                 continue;
             };
-            match convert_with_currency(&field.conv, &p.text, out) {
-                Ok(Some(value)) => {
-                    if let Some(target) = &field.target {
-                        target.insert(out, value);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(self.error(
-                        p.offset,
-                        &field.name,
-                        e.expected,
-                        Found::Other("a value its currency does not allow"),
-                    ))
-                }
+            let result = deliver_with_currency(
+                &field.conv,
+                field.target.as_ref(),
+                &p.text,
+                &mut self.doc,
+                out,
+                &mut self.scratch,
+            );
+            if let Err(e) = result {
+                return Err(self.error(
+                    p.offset,
+                    &field.name,
+                    e.expected,
+                    Found::Other("a value its currency does not allow"),
+                ));
             }
         }
         Ok(())
     }
 
-    fn group(&mut self, group: &'a Group, out: &mut Map<String, Value>) -> Result<(), RecordError> {
+    fn group(&mut self, group: &'a Group, out: NodeId) -> Result<(), RecordError> {
         let count = match group.depending_on {
             Some(slot) => {
                 let n = self.counts.get(slot).copied().unwrap_or(0);
@@ -422,15 +407,14 @@ impl<'a> Decoder<'a> {
         };
         match &group.target {
             Some(target) => {
-                let mut array = Vec::with_capacity(count);
+                // Its items write only to their own objects, so the array can take its place first.
+                let array = self.doc.set_array(out, target);
                 for k in 0..count {
                     self.context.push((&group.name, Some(k)));
-                    let mut element = Map::with_capacity(group.members);
-                    self.items(&group.items, &mut element)?;
+                    let element = self.doc.push_object(array);
+                    self.items(&group.items, element)?;
                     self.context.pop();
-                    array.push(Value::Object(element));
                 }
-                target.insert(out, Value::Array(array));
             }
             None => {
                 for k in 0..count {
@@ -447,7 +431,7 @@ impl<'a> Decoder<'a> {
         &mut self,
         field: &'a Field,
         index: usize,
-        out: &mut Map<String, Value>,
+        out: NodeId,
         pending: &mut Vec<Pending>,
     ) -> Result<(), RecordError> {
         let start = self.pos;
@@ -550,14 +534,14 @@ impl<'a> Decoder<'a> {
         text: &str,
         bytes: &[u8],
         start: usize,
-        out: &mut Map<String, Value>,
+        out: NodeId,
         pending: &mut Vec<Pending>,
     ) -> Result<(), RecordError> {
         let trimmed = match field.kind {
             Kind::Alnum => field.conv.trim.apply(text),
             _ => text,
         };
-        let unsigned = apply_indicator(&field.conv, trimmed, out);
+        let unsigned = apply_indicator(&field.conv, trimmed, &mut self.doc, out);
         let mut linked: Option<(&str, u8)> = None;
         if let Some(link) = &field.currency_at {
             let at = start.checked_add_signed(link.delta).unwrap_or(usize::MAX);
@@ -581,7 +565,7 @@ impl<'a> Decoder<'a> {
         if field.currency_at.is_none() && matches!(field.conv.currency, Some(Currency::Path(_))) {
             // Hold the member's place, so JSON follows the layout's order.
             if let Some(target) = &field.target {
-                target.insert(out, Value::Null);
+                self.doc.set_null(out, target);
             }
             pending.push(Pending {
                 field: index,
@@ -594,9 +578,16 @@ impl<'a> Decoder<'a> {
             Some(Currency::Fixed(code, e)) => Some((&**code, *e)),
             _ => linked,
         };
-        match field.conv.to_json(unsigned, currency) {
+        match field.conv.to_json(unsigned, currency, &mut self.scratch) {
             Ok(Some(value)) => {
-                super::deliver(value, field.slot, field.target.as_ref(), &mut self.slots, out);
+                super::deliver(
+                    value,
+                    field.slot,
+                    field.target.as_ref(),
+                    &mut self.slots,
+                    &mut self.doc,
+                    out,
+                );
                 Ok(())
             }
             Ok(None) => Ok(()),

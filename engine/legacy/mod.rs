@@ -19,14 +19,17 @@
 pub mod charset;
 pub mod convert;
 pub mod fields;
+mod json;
 pub mod layout;
 pub mod pic;
 pub mod route;
 pub mod xml;
 
 use convert::{amount_for_currency, currency_exponent, CodeTable, ConvError, DateFormat, DecimalText, Trim};
+use json::{JsonDoc, Lookup, NodeId};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -48,12 +51,27 @@ pub enum Format {
 }
 
 impl Codec {
-    /// Reads a legacy record (or XML document) into JSON.
-    pub fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+    /// Reads a legacy record (or XML document) as compact JSON text: what the gateway
+    /// answers with, written without building a `Value` first.
+    pub fn decode_json(&self, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
         match &self.format {
             Format::Fixed(layout) => layout.decode(bytes).map_err(DecodeError::Record),
             Format::Xml(mapping) => mapping.decode(bytes),
         }
+    }
+
+    /// Reads a legacy record (or XML document) into JSON: `decode_json`, parsed.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        let text = self.decode_json(bytes)?;
+        // Only a layout nesting JSON deeper than serde_json's recursion limit gets here.
+        serde_json::from_slice(&text).map_err(|_| {
+            DecodeError::Record(RecordError {
+                offset: 0,
+                field: "(document)".into(),
+                expected: "JSON nested at most 128 levels deep".into(),
+                found: Found::Other("deeper JSON"),
+            })
+        })
     }
 
     /// Writes JSON as the legacy record the core expects.
@@ -216,78 +234,113 @@ impl fmt::Display for EncodeError {
 /// A dotted JSON path relative to the current object (`balance.amount`), compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonPath {
-    segments: Box<[Box<str>]>,
+    /// Each segment with its `json::key_tag`, computed once here rather than per decoded field.
+    segments: Box<[(Box<str>, u64)]>,
 }
 
-/// Delivers a decoded field value: to its slot, when later fields refer to it (counts,
-/// currencies, joins), and to its JSON target. Shared by the fixed-width and XML decoders.
-pub(crate) fn deliver(
-    value: Value,
+/// A decoded field value, borrowed from the field's text, the layout or a scratch buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar<'v> {
+    /// A JSON string's content, unescaped.
+    Str(&'v str),
+    /// A JSON integer (`json_type = "integer"`).
+    Integer(i64),
+}
+
+/// The values of fields that joins (templates) refer to, as text, for the record being read.
+pub(crate) struct Slots {
+    text: String,
+    values: Vec<Option<(usize, usize)>>,
+}
+
+impl Slots {
+    pub fn new(count: usize) -> Slots {
+        Slots {
+            text: String::new(),
+            values: vec![None; count],
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.values.iter_mut().for_each(|v| *v = None);
+    }
+
+    fn set(&mut self, slot: usize, value: Scalar<'_>) {
+        let start = self.text.len();
+        match value {
+            Scalar::Str(s) => self.text.push_str(s),
+            Scalar::Integer(n) => {
+                let _ = write!(self.text, "{n}");
+            }
+        }
+        if let Some(v) = self.values.get_mut(slot) {
+            *v = Some((start, self.text.len()));
+        }
+    }
+
+    fn get(&self, slot: usize) -> Option<&str> {
+        let (start, end) = (*self.values.get(slot)?)?;
+        self.text.get(start..end)
+    }
+}
+
+/// Delivers a decoded field value: to its slot, when later fields refer to it (joins), and
+/// to its JSON target. Shared by the fixed-width and XML decoders.
+pub(crate) fn deliver<'k>(
+    value: Scalar<'_>,
     slot: Option<usize>,
-    target: Option<&JsonPath>,
-    slots: &mut [Option<Value>],
-    out: &mut Map<String, Value>,
+    target: Option<&'k JsonPath>,
+    slots: &mut Slots,
+    doc: &mut JsonDoc<'k>,
+    object: NodeId,
 ) {
-    if let Some(slot) = slot.and_then(|s| slots.get_mut(s)) {
-        *slot = Some(value.clone());
+    if let Some(slot) = slot {
+        slots.set(slot, value);
     }
     if let Some(target) = target {
-        target.insert(out, value);
+        doc.set_scalar(object, target, value);
     }
 }
 
 impl JsonPath {
     /// Parses `a.b.c`: non-empty segments without `[`, `]` or `/`.
     pub fn parse(text: &str) -> Option<JsonPath> {
-        let segments: Vec<Box<str>> = text.split('.').map(Box::from).collect();
+        let segments: Vec<(Box<str>, u64)> = text.split('.').map(|s| (Box::from(s), json::key_tag(s))).collect();
         let valid = segments
             .iter()
-            .all(|s| !s.is_empty() && !s.contains(['[', ']', '/', ' ']));
+            .all(|(s, _)| !s.is_empty() && !s.contains(['[', ']', '/', ' ']));
         valid.then(|| JsonPath {
             segments: segments.into_boxed_slice(),
         })
     }
 
-    pub fn segments(&self) -> &[Box<str>] {
-        &self.segments
+    /// The member names, outermost first.
+    pub fn segments(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
+        self.segments.iter().map(|(s, _)| &**s)
+    }
+
+    /// The segments with their tags, for `JsonDoc`.
+    fn tagged(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.segments.iter().map(|(s, tag)| (&**s, *tag))
     }
 
     pub fn get<'v>(&self, object: &'v Map<String, Value>) -> Option<&'v Value> {
-        let (last, parents) = self.segments.split_last()?;
+        let ((last, _), parents) = self.segments.split_last()?;
         let mut current = object;
-        for segment in parents {
+        for (segment, _) in parents {
             current = current.get(&**segment)?.as_object()?;
         }
         current.get(&**last).filter(|v| !v.is_null())
     }
 
-    /// Sets the value, creating intermediate objects. Keys are only allocated for members
-    /// not there yet: this runs once per field on the hot path.
-    pub fn insert(&self, object: &mut Map<String, Value>, value: Value) {
-        let Some((last, parents)) = self.segments.split_last() else {
-            return;
-        };
-        let mut current = object;
-        for segment in parents {
-            if !matches!(current.get(&**segment), Some(Value::Object(_))) {
-                current.insert(String::from(&**segment), Value::Object(Map::new()));
-            }
-            let Some(Value::Object(next)) = current.get_mut(&**segment) else {
-                return;
-            };
-            current = next;
-        }
-        // An existing member keeps its place (indexmap), so a placeholder is filled in place.
-        current.insert(String::from(&**last), value);
-    }
-
     /// Removes the member, if it is there.
     pub fn remove(&self, object: &mut Map<String, Value>) {
-        let Some((last, parents)) = self.segments.split_last() else {
+        let Some(((last, _), parents)) = self.segments.split_last() else {
             return;
         };
         let mut current = object;
-        for segment in parents {
+        for (segment, _) in parents {
             match current.get_mut(&**segment) {
                 Some(Value::Object(next)) => current = next,
                 _ => return,
@@ -299,7 +352,7 @@ impl JsonPath {
     /// The RFC 6901 pointer suffix: `/balance/amount`.
     pub fn pointer(&self) -> String {
         let mut out = String::new();
-        for s in self.segments.iter() {
+        for s in self.segments() {
             out.push('/');
             out.push_str(&s.replace('~', "~0").replace('/', "~1"));
         }
@@ -309,7 +362,8 @@ impl JsonPath {
 
 impl fmt::Display for JsonPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.segments.join("."))
+        let names: Vec<&str> = self.segments().collect();
+        f.write_str(&names.join("."))
     }
 }
 
@@ -373,16 +427,17 @@ impl Default for Conv {
 /// Resolves a currency code to its exponent for decoding; `Err` names what is wrong.
 fn resolve_currency<'a>(
     currency: &'a Currency,
-    scope: &'a Map<String, Value>,
+    doc: &'a JsonDoc<'_>,
+    scope: NodeId,
 ) -> Result<Option<(&'a str, u8)>, &'static str> {
     match currency {
         Currency::Fixed(code, exponent) => Ok(Some((code, *exponent))),
-        Currency::Path(path) => match path.get(scope) {
-            None => Ok(None),
-            Some(Value::String(code)) => currency_exponent(code)
-                .map(|e| Some((code.as_str(), e)))
+        Currency::Path(path) => match doc.get(scope, path) {
+            Lookup::Absent => Ok(None),
+            Lookup::Str(code) => currency_exponent(code)
+                .map(|e| Some((code, e)))
                 .ok_or("a currency code ISO 4217 knows"),
-            Some(_) => Err("a currency code ISO 4217 knows"),
+            Lookup::Other => Err("a currency code ISO 4217 knows"),
         },
     }
 }
@@ -390,10 +445,16 @@ fn resolve_currency<'a>(
 impl Conv {
     /// Legacy text (already trimmed) -> JSON; `None` when the value is absent (an empty
     /// date). A currency path is resolved by the caller, once the whole object is read.
-    pub fn to_json(&self, text: &str, currency: Option<(&str, u8)>) -> Result<Option<Value>, ConvError> {
+    /// Converted text (dates, decimals) is written to `buf`, which the value then borrows.
+    pub fn to_json<'v>(
+        &'v self,
+        text: &'v str,
+        currency: Option<(&str, u8)>,
+        buf: &'v mut String,
+    ) -> Result<Option<Scalar<'v>>, ConvError> {
         if let Some(codes) = &self.codes {
             return match codes.to_json(text) {
-                Some(value) => Ok(Some(Value::String(value.to_string()))),
+                Some(value) => Ok(Some(Scalar::Str(value))),
                 // A blank code is no value, as blank text is.
                 None if text.is_empty() => Ok(None),
                 None => Err(ConvError {
@@ -408,19 +469,21 @@ impl Conv {
                 return Ok(None);
             }
             let date = convert::parse_date(text, format)?;
-            return Ok(Some(Value::String(convert::iso_date(date, with_time))));
+            buf.clear();
+            convert::iso_date_into(date, with_time, buf);
+            return Ok(Some(Scalar::Str(buf)));
         }
         if text.is_empty() {
             // Blank (spaces, an empty element) is how records say "no value".
             return Ok(None);
         }
         match self.json_type {
-            JsonType::String => Ok(Some(Value::String(text.to_string()))),
+            JsonType::String => Ok(Some(Scalar::Str(text))),
             JsonType::Integer => {
                 let digits = text.strip_prefix('-').unwrap_or(text);
                 let bad = digits.bytes().position(|b| !b.is_ascii_digit());
                 match (bad, text.parse::<i64>()) {
-                    (None, Ok(n)) => Ok(Some(Value::from(n))),
+                    (None, Ok(n)) => Ok(Some(Scalar::Integer(n))),
                     (bad, _) => Err(ConvError {
                         at: bad.map(|i| i + text.len() - digits.len()).unwrap_or(0),
                         len: 1,
@@ -429,11 +492,12 @@ impl Conv {
                 }
             }
             JsonType::Decimal => {
-                let rendered = match currency {
-                    Some((code, exponent)) => amount_for_currency(text, exponent, code)?,
-                    None => convert::normalize_decimal(&DecimalText::parse(text)?, None),
-                };
-                Ok(Some(Value::String(rendered)))
+                buf.clear();
+                match currency {
+                    Some((code, exponent)) => convert::amount_for_currency_into(text, exponent, code, buf)?,
+                    None => convert::normalize_decimal_into(&DecimalText::parse(text)?, None, buf),
+                }
+                Ok(Some(Scalar::Str(buf)))
             }
         }
     }
@@ -515,25 +579,32 @@ pub(crate) struct Pending {
     pub offset: usize,
 }
 
-/// Converts an amount whose currency lives elsewhere in `scope`.
-pub(crate) fn convert_with_currency(
+/// Converts an amount whose currency lives elsewhere in `scope`, and sets its member (which
+/// holds its place as null until now).
+pub(crate) fn deliver_with_currency<'k>(
     conv: &Conv,
+    target: Option<&'k JsonPath>,
     text: &str,
-    scope: &Map<String, Value>,
-) -> Result<Option<Value>, ConvError> {
+    doc: &mut JsonDoc<'k>,
+    scope: NodeId,
+    buf: &mut String,
+) -> Result<(), ConvError> {
     let currency = match &conv.currency {
-        Some(c) => resolve_currency(c, scope).map_err(|expected| ConvError {
+        Some(c) => resolve_currency(c, doc, scope).map_err(|expected| ConvError {
             at: 0,
             len: 0,
             expected: expected.into(),
         })?,
         None => None,
     };
-    conv.to_json(text, currency)
+    if let (Some(value), Some(target)) = (conv.to_json(text, currency, buf)?, target) {
+        doc.set_scalar(scope, target, value);
+    }
+    Ok(())
 }
 
 /// Applies a decoded sign to an indicator member, returning the unsigned text.
-pub(crate) fn apply_indicator<'t>(conv: &Conv, text: &'t str, scope: &mut Map<String, Value>) -> &'t str {
+pub(crate) fn apply_indicator<'t, 'k>(conv: &'k Conv, text: &'t str, doc: &mut JsonDoc<'k>, scope: NodeId) -> &'t str {
     let Some(indicator) = &conv.indicator else {
         return text;
     };
@@ -546,7 +617,7 @@ pub(crate) fn apply_indicator<'t>(conv: &Conv, text: &'t str, scope: &mut Map<St
     } else {
         &indicator.positive
     };
-    indicator.target.insert(scope, Value::String(word.to_string()));
+    doc.set_str(scope, &indicator.target, word);
     magnitude
 }
 
@@ -570,20 +641,16 @@ pub enum Part {
     Slot(usize),
 }
 
-/// Renders a template from slot values; absent values render as nothing.
-pub(crate) fn render_template(parts: &[Part], slots: &[Option<Value>]) -> Value {
-    let mut out = String::new();
+/// Renders a template from slot values into `buf`; absent values render as nothing.
+pub(crate) fn render_template<'b>(parts: &[Part], slots: &Slots, buf: &'b mut String) -> &'b str {
+    buf.clear();
     for part in parts {
         match part {
-            Part::Text(t) => out.push_str(t),
-            Part::Slot(i) => match slots.get(*i).and_then(Option::as_ref) {
-                Some(Value::String(s)) => out.push_str(s),
-                Some(Value::Number(n)) => out.push_str(&n.to_string()),
-                _ => {}
-            },
+            Part::Text(t) => buf.push_str(t),
+            Part::Slot(i) => buf.push_str(slots.get(*i).unwrap_or("")),
         }
     }
-    Value::String(out)
+    buf
 }
 
 /// Builds a field's error path: `detail[3].amount`.

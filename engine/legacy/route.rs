@@ -96,13 +96,12 @@ impl RouteCodec {
         if bytes.is_empty() && !fault_status {
             return Ok(Response::from_parts(parts, crate::body::empty()));
         }
-        match codec.decode(&bytes) {
+        match codec.decode_json(&bytes) {
             Ok(_) if fault_status => {
                 tracing::warn!(route, layout = %codec.name, "upstream answered 500 without a SOAP fault");
                 Err(Problem::UpstreamFault)
             }
-            Ok(value) => {
-                let json = serde_json::to_vec(&value).map_err(|_| Problem::BadUpstreamResponse)?;
+            Ok(json) => {
                 parts
                     .headers
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

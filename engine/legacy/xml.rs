@@ -8,9 +8,10 @@
 //! are not written.
 
 use super::convert::{DecimalText, Sum};
+use super::json::{JsonDoc, NodeId};
 use super::{
-    apply_indicator, convert_with_currency, field_path, read_indicator, render_template, Conv, Currency, DecodeError,
-    EncodeError, Found, JsonPath, Part, Pending, RecordError,
+    apply_indicator, deliver_with_currency, field_path, read_indicator, render_template, Conv, Currency, DecodeError,
+    EncodeError, Found, JsonPath, Part, Pending, RecordError, Slots,
 };
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -457,13 +458,16 @@ fn append_text(dom: &mut Dom, stack: &[u32], text: &str, bytes: &[u8], offset: u
 struct Reader<'a> {
     dom: &'a Dom,
     context: Vec<(&'a str, Option<usize>)>,
-    slots: Vec<Option<Value>>,
+    slots: Slots,
     found: Vec<u32>,
+    /// A converted value's text (dates, decimals, joins), reused field after field.
+    scratch: String,
+    doc: JsonDoc<'a>,
 }
 
 impl XmlMapping {
-    /// Reads a document (or a SOAP envelope) into JSON.
-    pub fn decode(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
+    /// Reads a document (or a SOAP envelope) as JSON text.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
         let (dom, document) = parse(bytes)?;
         let root = match &self.soap {
             Some(_) => soap_body(&dom, document)?,
@@ -481,12 +485,13 @@ impl XmlMapping {
         let mut reader = Reader {
             dom: &dom,
             context: Vec::new(),
-            slots: vec![None; self.slots],
+            slots: Slots::new(self.slots),
             found: Vec::new(),
+            scratch: String::new(),
+            doc: JsonDoc::new(bytes.len() / 4),
         };
-        let mut out = Map::new();
-        reader.items(&self.items, root, &mut out)?;
-        Ok(Value::Object(out))
+        reader.items(&self.items, root, JsonDoc::ROOT)?;
+        Ok(reader.doc.finish())
     }
 }
 
@@ -551,7 +556,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn items(&mut self, items: &'a [XItem], node: u32, out: &mut Map<String, Value>) -> Result<(), DecodeError> {
+    fn items(&mut self, items: &'a [XItem], node: u32, out: NodeId) -> Result<(), DecodeError> {
         let mut pending: Vec<(Pending, Option<u32>)> = Vec::new();
         for (index, item) in items.iter().enumerate() {
             match item {
@@ -561,15 +566,15 @@ impl<'a> Reader<'a> {
                     self.dom.find(node, &group.path, &mut nodes, group.target.is_none());
                     match &group.target {
                         Some(target) => {
-                            let mut array = Vec::with_capacity(nodes.len());
+                            // Its items write only to their own objects, so the array can take its
+                            // place first.
+                            let array = self.doc.set_array(out, target);
                             for (k, n) in nodes.into_iter().enumerate() {
                                 self.context.push((&group.name, Some(k)));
-                                let mut element = Map::new();
-                                self.items(&group.items, n, &mut element)?;
+                                let element = self.doc.push_object(array);
+                                self.items(&group.items, n, element)?;
                                 self.context.pop();
-                                array.push(Value::Object(element));
                             }
-                            target.insert(out, Value::Array(array));
                         }
                         None => {
                             if let Some(n) = nodes.first() {
@@ -578,29 +583,32 @@ impl<'a> Reader<'a> {
                         }
                     }
                 }
-                XItem::Const { target, value } => target.insert(out, value.clone()),
-                XItem::Template { target, parts } => target.insert(out, render_template(parts, &self.slots)),
+                XItem::Const { target, value } => self.doc.set_value(out, target, value),
+                XItem::Template { target, parts } => {
+                    let text = render_template(parts, &self.slots, &mut self.scratch);
+                    self.doc.set_str(out, target, text);
+                }
             }
         }
         for (p, node) in pending {
             let Some(XItem::Field(field)) = items.get(p.field) else {
                 continue;
             };
-            match convert_with_currency(&field.conv, &p.text, out) {
-                Ok(Some(value)) => {
-                    if let Some(target) = &field.target {
-                        target.insert(out, value);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(self.error(
-                        node,
-                        &field.name,
-                        e.expected,
-                        Found::Other("a value its currency does not allow"),
-                    ))
-                }
+            let result = deliver_with_currency(
+                &field.conv,
+                field.target.as_ref(),
+                &p.text,
+                &mut self.doc,
+                out,
+                &mut self.scratch,
+            );
+            if let Err(e) = result {
+                return Err(self.error(
+                    node,
+                    &field.name,
+                    e.expected,
+                    Found::Other("a value its currency does not allow"),
+                ));
             }
         }
         Ok(())
@@ -611,7 +619,7 @@ impl<'a> Reader<'a> {
         field: &'a XField,
         index: usize,
         node: u32,
-        out: &mut Map<String, Value>,
+        out: NodeId,
         pending: &mut Vec<(Pending, Option<u32>)>,
     ) -> Result<(), DecodeError> {
         if field.target.is_none() && field.slot.is_none() {
@@ -638,11 +646,11 @@ impl<'a> Reader<'a> {
             super::convert::Trim::None => raw,
             _ => raw.trim_matches(|c: char| c.is_ascii_whitespace()),
         };
-        let text = apply_indicator(&field.conv, text, out);
+        let text = apply_indicator(&field.conv, text, &mut self.doc, out);
         if matches!(field.conv.currency, Some(Currency::Path(_))) {
             // Hold the member's place, so JSON follows the layout's order.
             if let Some(target) = &field.target {
-                target.insert(out, Value::Null);
+                self.doc.set_null(out, target);
             }
             pending.push((
                 Pending {
@@ -658,9 +666,16 @@ impl<'a> Reader<'a> {
             Some(Currency::Fixed(code, e)) => Some((&**code, *e)),
             _ => None,
         };
-        match field.conv.to_json(text, currency) {
+        match field.conv.to_json(text, currency, &mut self.scratch) {
             Ok(Some(value)) => {
-                super::deliver(value, field.slot, field.target.as_ref(), &mut self.slots, out);
+                super::deliver(
+                    value,
+                    field.slot,
+                    field.target.as_ref(),
+                    &mut self.slots,
+                    &mut self.doc,
+                    out,
+                );
                 Ok(())
             }
             Ok(None) => Ok(()),

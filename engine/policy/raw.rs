@@ -156,6 +156,8 @@ pub struct RawRoute {
     pub request_schema: Option<String>,
     pub response_schema: Option<String>,
     pub mock_status: Option<u16>,
+    /// Largest request body for this route, below the gateway's `limits.max_body`.
+    pub max_body: Option<String>,
     pub billable_event: Option<String>,
     /// Outcome classes ("2xx", ...) that emit the billable event.
     pub bill_on: Option<Vec<String>>,

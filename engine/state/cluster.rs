@@ -12,6 +12,7 @@
 //! declared fallback.
 
 use super::{StateSettings, StoreError};
+use crate::body::masking::SealedToken;
 use crate::limits::calendar::Period;
 use crate::limits::idempotency::{Found, StoredResponse, Ticket};
 use crate::limits::{LimitRequest, Mode, Now, RawCheck, Verdict};
@@ -291,6 +292,40 @@ impl RedisStore {
                 .transpose()?,
         };
         Ok(Verdict::assemble(req, raw, unix))
+    }
+
+    fn tokens_key(&self, partner: &str) -> String {
+        format!("{}tokens:{{{partner}}}", self.prefix)
+    }
+
+    /// Adds card tokens to the shared vault. A token already there keeps the number it
+    /// was first stored with (`HSETNX`): a token's meaning never changes.
+    pub async fn tokens_put(&self, tokens: &[SealedToken]) -> Result<(), StoreError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for t in tokens {
+            pipe.cmd("HSETNX")
+                .arg(self.tokens_key(&t.partner))
+                .arg(&t.token)
+                .arg(&t.sealed)
+                .ignore();
+        }
+        let mut conn = self.connection()?;
+        self.bounded(async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    /// The sealed numbers behind `tokens` for `partner`, in order (`None`: unknown).
+    pub async fn tokens_get(&self, partner: &str, tokens: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.tokens_key(partner)).arg(tokens);
+        let mut conn = self.connection()?;
+        self.bounded(async move { cmd.query_async(&mut conn).await }).await
     }
 
     fn idem_key(&self, scope: &[u8; 32]) -> String {

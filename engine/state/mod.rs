@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod local;
+pub mod tokens;
 
 use crate::limits::sla::SlaBook;
 use crate::limits::{StoreFallback, Verdict};
@@ -26,7 +27,8 @@ pub struct Stores {
     /// Card numbers found (and masked) in fields not classed as holding one: each is a
     /// schema that should say `pci-pan`, or a core putting card data where it should not.
     pub pans_caught: std::sync::atomic::AtomicU64,
-    /// Card tokens issued to partners, kept across reloads so tokens stay reversible.
+    /// Card tokens issued to partners, kept across reloads so tokens stay reversible (and,
+    /// in cluster mode, shared through Redis so any instance can reverse them).
     pub token_vault: crate::body::masking::TokenVault,
     /// Embedded rate and quota counters (and the fallback when Redis is unreachable).
     pub local_limits: local::LocalLimits,
@@ -52,6 +54,12 @@ impl Stores {
             StateMode::Redis => Some(cluster::RedisStore::new(settings)?),
         };
         Ok(Stores {
+            // Instances behind one load balancer must reverse each other's card tokens.
+            token_vault: if cluster.is_some() {
+                crate::body::masking::TokenVault::shared()
+            } else {
+                crate::body::masking::TokenVault::default()
+            },
             cluster,
             ..Stores::default()
         })

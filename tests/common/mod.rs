@@ -362,6 +362,7 @@ async fn answer(
     // Canned answers for data-protection tests: what a core might really send.
     let canned = if uri.contains("/rich") {
         Some((
+            200,
             "application/json",
             serde_json::json!({
                 "accounts": [
@@ -374,6 +375,7 @@ async fn answer(
         ))
     } else if uri.contains("/cardish") {
         Some((
+            200,
             "application/json",
             serde_json::json!({
                 "holder": "Ada Lovelace", "pan": "4111111111111111", "cvv": "123",
@@ -384,19 +386,37 @@ async fn answer(
     } else if let Some(scripted) = uri.split_once("/scripted?respond=").map(|(_, q)| q) {
         // The test chose the answer: the gateway forwarded it in the query string.
         Some((
+            200,
             "application/json",
             percent_decode(scripted.split('&').next().unwrap_or("")),
         ))
     } else if uri.contains("/text") {
-        Some(("text/plain", "OK ACC-1 4111111111111111".to_string()))
+        Some((200, "text/plain", "OK ACC-1 4111111111111111".to_string()))
     } else if uri.contains("/badjson") {
-        Some(("application/json", "{\"accounts\": [".to_string()))
+        Some((200, "application/json", "{\"accounts\": [".to_string()))
+    } else if uri.contains("/core-refusal") {
+        Some((
+            404,
+            "application/problem+json",
+            serde_json::json!({
+                "type": "https://core-07.internal/errors/no-account", "title": "No such account", "status": 404,
+                "detail": "No account linked to card 4111111111111111", "instance": "/cics/PRD7/txn/991",
+                "stack": "at com.demobank.core.Accounts.find(Accounts.java:212)"
+            })
+            .to_string(),
+        ))
+    } else if uri.contains("/core-crash") {
+        Some((
+            500,
+            "text/html",
+            "<pre>java.lang.NullPointerException at core-07.internal</pre>".to_string(),
+        ))
     } else {
         None
     };
-    if let Some((content_type, body)) = canned {
+    if let Some((status, content_type, body)) = canned {
         return http::Response::builder()
-            .status(200)
+            .status(status)
             .header("content-type", content_type)
             .body(Full::new(Bytes::from(body)))
             .unwrap();
@@ -722,6 +742,15 @@ impl Harness {
             admin,
         }
     }
+}
+
+/// The first diagnostic with `code` in a report's `diagnostics` (panics, showing the
+/// report, when there is none).
+pub fn diagnostic<'a>(diagnostics: &'a serde_json::Value, code: &str) -> &'a serde_json::Value {
+    diagnostics
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["code"] == code))
+        .unwrap_or_else(|| panic!("no {code} among {diagnostics}"))
 }
 
 /// POST /admin/reload, returning the report.

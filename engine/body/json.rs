@@ -1,0 +1,534 @@
+//! A JSON reader over bytes, for projecting responses without building a tree.
+//!
+//! Projection walks an upstream's answer once, copying what the plan keeps and skipping
+//! what it drops. Building a `serde_json::Value` for that cost more than everything else a
+//! masked route does, so the reader hands out borrowed tokens instead: a string's raw text
+//! (unescaped only when something needs to look inside it), a number's text, a literal.
+//!
+//! It accepts what RFC 8259 accepts and nothing else, as strictly as `serde_json` does
+//! (escapes, control characters, UTF-8, lone surrogates, leading zeros, trailing commas,
+//! nesting depth, trailing content), so malformed upstream JSON is still refused as a whole.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Deeper nesting than this is refused, as `serde_json` refuses it: a hostile upstream must
+/// not be able to exhaust the stack.
+const MAX_DEPTH: usize = 128;
+
+/// The input is not one well-formed JSON document; `offset` is where reading stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed {
+    pub offset: usize,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed JSON at byte {}", self.offset)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// A string token as it appears between its quotes.
+#[derive(Debug, Clone, Copy)]
+pub struct RawStr<'a> {
+    /// The text between the quotes, escapes as written.
+    pub raw: &'a str,
+    escaped: bool,
+}
+
+impl<'a> RawStr<'a> {
+    /// The string's value, escapes resolved. Borrows unless there were escapes.
+    #[inline]
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.escaped {
+            // Escapes were checked when the token was read.
+            Cow::Owned(unescape(self.raw).unwrap_or_default())
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+
+    /// Writes the token back as it was read, quotes included.
+    #[inline]
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        out.extend_from_slice(self.raw.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// A scalar token.
+#[derive(Debug, Clone, Copy)]
+pub enum Scalar<'a> {
+    Str(RawStr<'a>),
+    /// A number, as written.
+    Number(&'a str),
+    Bool(bool),
+    Null,
+}
+
+impl Scalar<'_> {
+    /// The token as written, for copying it through unchanged.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Scalar::Str(s) => s.write(out),
+            Scalar::Number(n) => out.extend_from_slice(n.as_bytes()),
+            Scalar::Bool(true) => out.extend_from_slice(b"true"),
+            Scalar::Bool(false) => out.extend_from_slice(b"false"),
+            Scalar::Null => out.extend_from_slice(b"null"),
+        }
+    }
+}
+
+/// A cursor over one JSON document.
+pub struct Reader<'a> {
+    text: &'a str,
+    pos: usize,
+    depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `input`, which must be UTF-8 (checked here, once, for the whole input).
+    pub fn new(input: &'a [u8]) -> Result<Reader<'a>, Malformed> {
+        let text = std::str::from_utf8(input).map_err(|e| Malformed {
+            offset: e.valid_up_to(),
+        })?;
+        Ok(Reader { text, pos: 0, depth: 0 })
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn error(&self) -> Malformed {
+        Malformed { offset: self.pos }
+    }
+
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// The first byte of the next token, after whitespace.
+    #[inline]
+    pub fn peek(&mut self) -> Result<u8, Malformed> {
+        self.skip_whitespace();
+        self.bytes().get(self.pos).copied().ok_or_else(|| self.error())
+    }
+
+    /// Succeeds when only whitespace is left: one document, nothing after it.
+    pub fn finish(mut self) -> Result<(), Malformed> {
+        self.skip_whitespace();
+        if self.pos == self.text.len() {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, byte: u8) -> Result<(), Malformed> {
+        if self.peek()? == byte {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// Consumes the `{` or `[` that opens a container.
+    #[inline]
+    pub fn enter(&mut self) -> Result<(), Malformed> {
+        let open = self.peek()?;
+        if !matches!(open, b'{' | b'[') || self.depth >= MAX_DEPTH {
+            return Err(self.error());
+        }
+        self.depth += 1;
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// The next member's name in the object just entered, with its `:` consumed; `None` at
+    /// the closing brace (consumed too). `first` tracks whether a comma is due.
+    #[inline]
+    pub fn member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Malformed> {
+        if self.peek()? == b'}' {
+            self.leave();
+            return Ok(None);
+        }
+        if !*first {
+            self.eat(b',')?;
+        }
+        *first = false;
+        self.skip_whitespace();
+        let name = self.string()?;
+        self.eat(b':')?;
+        Ok(Some(name))
+    }
+
+    /// Whether another item follows in the array just entered; `false` at the closing
+    /// bracket (consumed). `first` tracks whether a comma is due.
+    #[inline]
+    pub fn item(&mut self, first: &mut bool) -> Result<bool, Malformed> {
+        if self.peek()? == b']' {
+            self.leave();
+            return Ok(false);
+        }
+        if !*first {
+            self.eat(b',')?;
+        }
+        *first = false;
+        Ok(true)
+    }
+
+    #[inline]
+    fn leave(&mut self) {
+        self.depth -= 1;
+        self.pos += 1;
+    }
+
+    /// Reads a string token; the cursor is on its opening quote.
+    #[inline]
+    fn string(&mut self) -> Result<RawStr<'a>, Malformed> {
+        if self.bytes().get(self.pos) != Some(&b'"') {
+            return Err(self.error());
+        }
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped = false;
+        let bytes = self.bytes();
+        loop {
+            // Most strings hold no escape: find the end in one pass.
+            let Some(offset) = bytes.get(i..).and_then(string_stop) else {
+                self.pos = bytes.len();
+                return Err(self.error());
+            };
+            i += offset;
+            match bytes.get(i) {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    match bytes.get(i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                        Some(b'u')
+                            if bytes
+                                .get(i + 2..i + 6)
+                                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                        {
+                            i += 6
+                        }
+                        _ => {
+                            self.pos = i;
+                            return Err(self.error());
+                        }
+                    }
+                }
+                _ => {
+                    self.pos = i;
+                    return Err(self.error());
+                }
+            }
+        }
+        let raw = &self.text[start..i];
+        // Surrogate escapes must pair up; checked once here so `text` cannot fail later.
+        if escaped && raw.contains("\\u") && unescape(raw).is_none() {
+            self.pos = start;
+            return Err(self.error());
+        }
+        self.pos = i + 1;
+        Ok(RawStr { raw, escaped })
+    }
+
+    /// Reads the scalar at the cursor. Fails on a container: the caller looks first.
+    #[inline]
+    pub fn scalar(&mut self) -> Result<Scalar<'a>, Malformed> {
+        match self.peek()? {
+            b'"' => self.string().map(Scalar::Str),
+            b't' => self.literal("true", Scalar::Bool(true)),
+            b'f' => self.literal("false", Scalar::Bool(false)),
+            b'n' => self.literal("null", Scalar::Null),
+            b'-' | b'0'..=b'9' => self.number().map(Scalar::Number),
+            _ => Err(self.error()),
+        }
+    }
+
+    fn literal(&mut self, word: &str, token: Scalar<'a>) -> Result<Scalar<'a>, Malformed> {
+        if self.text[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(token)
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<&'a str, Malformed> {
+        let bytes = self.bytes();
+        let start = self.pos;
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let valid = match bytes.get(i) {
+            Some(b'0') => {
+                i += 1;
+                true
+            }
+            Some(b'1'..=b'9') => digits(&mut i),
+            _ => false,
+        } && (bytes.get(i) != Some(&b'.') || {
+            i += 1;
+            digits(&mut i)
+        }) && (!matches!(bytes.get(i), Some(b'e' | b'E')) || {
+            i += 1;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            digits(&mut i)
+        });
+        if !valid {
+            self.pos = i;
+            return Err(self.error());
+        }
+        self.pos = i;
+        Ok(&self.text[start..i])
+    }
+
+    /// Reads one whole value, checking it, and returns its text as written.
+    pub fn value(&mut self) -> Result<&'a str, Malformed> {
+        self.skip_whitespace();
+        let start = self.pos;
+        self.skip_value()?;
+        Ok(&self.text[start..self.pos])
+    }
+
+    fn skip_value(&mut self) -> Result<(), Malformed> {
+        let mut first = true;
+        match self.peek()? {
+            b'{' => {
+                self.enter()?;
+                while self.member(&mut first)?.is_some() {
+                    self.skip_value()?;
+                }
+            }
+            b'[' => {
+                self.enter()?;
+                while self.item(&mut first)? {
+                    self.skip_value()?;
+                }
+            }
+            _ => {
+                self.scalar()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The offset of the first byte in `text` that ends a run of plain string content: a
+/// quote, a backslash or a control character. Eight bytes at a time (SWAR), because string
+/// content is most of what a response is made of.
+fn string_stop(text: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // Exact for "is any byte of `x` zero" (no false positives without a true zero).
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let mut chunks = text.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        let stops = has_zero(v ^ (LO * u64::from(b'"')))
+            | has_zero(v ^ (LO * u64::from(b'\\')))
+            | (v.wrapping_sub(LO * 0x20) & !v & HI);
+        if stops != 0 {
+            break;
+        }
+        at += 8;
+    }
+    text.get(at..)?
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|p| at + p)
+}
+
+/// Resolves the escapes in a string token's text; `None` if they are malformed.
+fn unescape(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let resolved = match chars.next()? {
+            '"' => '"',
+            '\\' => '\\',
+            '/' => '/',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let unit = hex4(&mut chars)?;
+                match unit {
+                    0xd800..=0xdbff => {
+                        if chars.next()? != '\\' || chars.next()? != 'u' {
+                            return None;
+                        }
+                        let low = hex4(&mut chars)?;
+                        if !(0xdc00..=0xdfff).contains(&low) {
+                            return None;
+                        }
+                        char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?
+                    }
+                    0xdc00..=0xdfff => return None,
+                    _ => char::from_u32(unit)?,
+                }
+            }
+            _ => return None,
+        };
+        out.push(resolved);
+    }
+    Some(out)
+}
+
+fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+    let mut unit = 0;
+    for _ in 0..4 {
+        unit = unit * 16 + chars.next()?.to_digit(16)?;
+    }
+    Some(unit)
+}
+
+/// Writes `text` as a JSON string, quotes included.
+pub fn write_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(input: &str) -> bool {
+        let Ok(mut reader) = Reader::new(input.as_bytes()) else {
+            return false;
+        };
+        reader.value().is_ok() && reader.finish().is_ok()
+    }
+
+    #[test]
+    fn accepts_what_rfc_8259_accepts() {
+        for good in [
+            "{}",
+            " [ ] ",
+            r#"{"a": [1, -0.5, 2e10, 1E-2, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"]}"#,
+            "0",
+            "-0",
+            r#""""#,
+        ] {
+            assert!(accepts(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_does_not() {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            r#"{"a":1,}"#,
+            "{,}",
+            "[,1]",
+            "01",
+            "1.",
+            "-",
+            ".5",
+            "1e",
+            "+1",
+            "tru",
+            "nul",
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\ud800""#,
+            r#""\udc00\ud800""#,
+            "\"a\u{1}\"",
+            r#"{"a" 1}"#,
+            r#"{1: 2}"#,
+            "[1] [2]",
+            "[1] x",
+            "\"unterminated",
+        ] {
+            assert!(!accepts(bad), "{bad:?}");
+        }
+        assert!(Reader::new(b"\"\xff\"").is_err(), "invalid UTF-8");
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(!accepts(&deep));
+        let fine = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(accepts(&fine));
+    }
+
+    #[test]
+    fn the_fast_string_scan_stops_where_a_byte_scan_would() {
+        let naive = |t: &[u8]| t.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let mut text: Vec<u8> = "plain text, with é and 日本 and digits 4111 …".bytes().collect();
+        assert_eq!(string_stop(&text), None);
+        for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in 0..text.len() {
+                let saved = text[at];
+                text[at] = stop;
+                assert_eq!(string_stop(&text), naive(&text), "{stop:#x} at {at}");
+                text[at] = saved;
+            }
+        }
+    }
+
+    #[test]
+    fn strings_unescape_only_when_asked_and_write_back_as_json() {
+        let mut reader = Reader::new(br#""a\u00e9\n\ud83d\ude00""#).expect("utf-8");
+        let Ok(Scalar::Str(s)) = reader.scalar() else {
+            panic!("a string");
+        };
+        assert_eq!(s.text(), "a\u{e9}\n\u{1f600}");
+        let mut out = Vec::new();
+        write_string(&mut out, "q\"\\\n\u{1}é");
+        assert_eq!(out, "\"q\\\"\\\\\\n\\u0001é\"".as_bytes());
+        let back: String = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(back, "q\"\\\n\u{1}é");
+    }
+}
