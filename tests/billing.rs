@@ -272,6 +272,14 @@ async fn ledger_end_to_end(billing: &str, settings: impl Fn(&PolicyDir) -> Ledge
     ] {
         assert!(text.lines().any(|l| l == line), "`{line}` missing from:\n{text}");
     }
+    // The same writer figures in the status document, with where the ledger is.
+    let status = h.admin.get("localhost", "/admin/status").await.json();
+    let meter = &status["billing"];
+    assert_eq!(meter["enabled"], true, "{status}");
+    assert_eq!(meter["records_written"], 6);
+    assert_eq!(meter["records_dropped"], 0);
+    assert!(meter["ledger"]["store"] == "sqlite" || meter["ledger"]["store"] == "postgres");
+    assert!(!meter.to_string().contains("password"), "no credentials in the status");
 
     // A price change mid-period: the next call is priced from the new version.
     h.dir.write("policies/pricing.toml", &pricing("0.30"));

@@ -107,6 +107,33 @@ fn status(state: &GatewayState) -> serde_json::Value {
         },
         "traffic": traffic(state),
         "sla": sla(state),
+        "billing": billing(state),
+    })
+}
+
+/// The meter: whether billing is on, where the ledger is, and what the writer has done.
+/// The password of a PostgreSQL URL is never shown.
+fn billing(state: &GatewayState) -> serde_json::Value {
+    use crate::meter::ledger::LedgerStore;
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(meter) = state.stores.meter.as_ref() else {
+        return json!({"enabled": false});
+    };
+    let settings = meter.settings();
+    let ledger = match &settings.store {
+        LedgerStore::Sqlite { path } => json!({"store": "sqlite", "path": path.display().to_string()}),
+        LedgerStore::Postgres { schema, .. } => json!({"store": "postgres", "schema": schema}),
+    };
+    let stats = meter.stats();
+    json!({
+        "enabled": true,
+        "ledger": ledger,
+        "batch_window_ms": u64::try_from(settings.batch_window.as_millis()).unwrap_or(u64::MAX),
+        "queue_capacity": settings.queue,
+        "records_written": stats.written.load(Relaxed),
+        "records_dropped": stats.dropped.load(Relaxed),
+        "batches": stats.batches.load(Relaxed),
+        "write_errors": stats.write_errors.load(Relaxed),
     })
 }
 
