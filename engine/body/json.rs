@@ -35,14 +35,15 @@ impl std::error::Error for Malformed {}
 pub struct RawStr<'a> {
     /// The text between the quotes, escapes as written.
     pub raw: &'a str,
-    escaped: bool,
 }
 
 impl<'a> RawStr<'a> {
     /// The string's value, escapes resolved. Borrows unless there were escapes.
     #[inline]
     pub fn text(&self) -> Cow<'a, str> {
-        if self.escaped {
+        // Kept out of the token (a flag would make every token a size that moves badly);
+        // most names and values are short, and most have no backslash.
+        if self.raw.as_bytes().contains(&b'\\') {
             // Escapes were checked when the token was read.
             Cow::Owned(unescape(self.raw).unwrap_or_default())
         } else {
@@ -240,7 +241,7 @@ impl<'a> Reader<'a> {
             return Err(self.error());
         }
         self.pos = i + 1;
-        Ok(RawStr { raw, escaped })
+        Ok(RawStr { raw })
     }
 
     /// Reads the scalar at the cursor. Fails on a container: the caller looks first.

@@ -216,8 +216,9 @@ pub const PAN_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
 /// common case and allocates nothing.
 pub fn scrub_pans(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    // Cheap exit: no run of 13 digits, even allowing separators, means no PAN.
-    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < *PAN_DIGITS.start() {
+    // Cheap exit, one pass: no run of 13 digits, even allowing single separators between
+    // digits, means no card (a date or an amount has digits, but not in such a run).
+    if bytes.len() < *PAN_DIGITS.start() || longest_digit_run(bytes) < *PAN_DIGITS.start() {
         return None;
     }
     // Allocated only once a card is found: most text holds digits (dates, amounts,
@@ -273,6 +274,26 @@ pub fn scrub_pans(text: &str) -> Option<String> {
             .map(|(i, c)| if hide.get(i).copied().unwrap_or(false) { '*' } else { c })
             .collect(),
     )
+}
+
+/// The most digits in one run of digits joined by single spaces or dashes.
+fn longest_digit_run(bytes: &[u8]) -> usize {
+    let (mut longest, mut current) = (0, 0);
+    let mut previous_digit = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_digit() {
+            current += 1;
+            previous_digit = true;
+        } else {
+            let joins = previous_digit && (b == b' ' || b == b'-') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+            if !joins {
+                longest = longest.max(current);
+                current = 0;
+            }
+            previous_digit = false;
+        }
+    }
+    longest.max(current)
 }
 
 /// The digit groups of a run, counted as it is read.

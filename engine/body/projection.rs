@@ -180,7 +180,7 @@ impl Projection {
                 out.push(b'{');
                 let mut separator = false;
                 while let Some(name) = reader.member(&mut first)? {
-                    match members.get(&*name.text()) {
+                    match member(members, &name.text()) {
                         None => {
                             reader.value()?;
                             effect.undeclared += 1;
@@ -277,10 +277,12 @@ impl Projection {
             Scalar::Bool(false) => Cow::Borrowed("false"),
             Scalar::Null => return token.write(out),
         };
-        let mut text = original.clone();
+        let mut text = original;
+        let mut changed = false;
         if scrub && !matches!(token, Scalar::Bool(_)) {
             if let Some(clean) = scrub_pans(&text) {
                 text = Cow::Owned(clean);
+                changed = true;
                 effect.pans_caught += 1;
             }
         }
@@ -288,6 +290,7 @@ impl Projection {
             Some(rule) => {
                 if let Some(masked) = mask_text(&rule.action, &text, audience).filter(|m| *m != text) {
                     text = Cow::Owned(masked);
+                    changed = true;
                     effect.masked += 1;
                 }
                 rule.action.neutralises()
@@ -298,15 +301,29 @@ impl Projection {
             let masked = mask_digits(&text, 6, 4);
             if masked != text {
                 text = Cow::Owned(masked);
+                changed = true;
                 effect.pans_masked += 1;
             }
         }
-        if text == original {
-            token.write(out);
-        } else {
+        if changed {
             write_string(out, &text);
+        } else {
+            token.write(out);
         }
     }
+}
+
+/// The plan for member `name`. Objects are small: a scan that compares lengths and first
+/// bytes before any text beats the map's ordered search, which compares every key it passes.
+fn member<'p>(members: &'p BTreeMap<String, Projection>, name: &str) -> Option<&'p Projection> {
+    if members.len() > 16 {
+        return members.get(name);
+    }
+    let first = name.as_bytes().first();
+    members
+        .iter()
+        .find(|(key, _)| key.len() == name.len() && key.as_bytes().first() == first && key.as_str() == name)
+        .map(|(_, plan)| plan)
 }
 
 /// What a scalar action (pan, partial, hash, tokenize) makes of a value's text; `None` for
