@@ -414,20 +414,28 @@ async fn drop_schema(schema: &str) {
         .unwrap();
 }
 
+/// A `[billing]` section for a PostgreSQL ledger in `schema`, and the settings it compiles
+/// to, with a queue of 1024.
+fn postgres_ledger(schema: &str, window_ms: u64, batch_size: usize) -> (String, LedgerSettings) {
+    let billing =
+        format!("ledger = \"postgres\"\nurl = \"{PG_URL}\"\nschema = \"{schema}\"\nbatch_window = \"{window_ms}ms\"");
+    let settings = LedgerSettings {
+        store: LedgerStore::Postgres {
+            url: PG_URL.into(),
+            schema: schema.to_string(),
+        },
+        batch_window: Duration::from_millis(window_ms),
+        batch_size,
+        queue: 1024,
+    };
+    (billing, settings)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_become_exactly_the_expected_rows_in_postgres() {
     let schema = pg_schema();
-    let billing = format!("ledger = \"postgres\"\nurl = \"{PG_URL}\"\nschema = \"{schema}\"\nbatch_window = \"50ms\"");
-    ledger_end_to_end(&billing, |_| LedgerSettings {
-        store: LedgerStore::Postgres {
-            url: PG_URL.into(),
-            schema: schema.clone(),
-        },
-        batch_window: Duration::from_millis(50),
-        batch_size: 1000,
-        queue: 1024,
-    })
-    .await;
+    let (billing, settings) = postgres_ledger(&schema, 50, 1000);
+    ledger_end_to_end(&billing, |_| settings.clone()).await;
     drop_schema(&schema).await;
 }
 
@@ -481,16 +489,7 @@ async fn a_retried_batch_counts_once_in_sqlite() {
 #[tokio::test]
 async fn a_retried_batch_counts_once_in_postgres() {
     let schema = pg_schema();
-    retried_batch_is_idempotent(LedgerSettings {
-        store: LedgerStore::Postgres {
-            url: PG_URL.into(),
-            schema: schema.clone(),
-        },
-        batch_window: Duration::from_millis(50),
-        batch_size: 1000,
-        queue: 1024,
-    })
-    .await;
+    retried_batch_is_idempotent(postgres_ledger(&schema, 50, 1000).1).await;
     drop_schema(&schema).await;
 }
 
@@ -601,17 +600,8 @@ async fn kill_9_under_load_loses_at_most_the_batch_window_and_never_double_count
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_at_most_the_batch_window_and_never_double_counts_in_postgres() {
     let schema = pg_schema();
-    let billing = format!("ledger = \"postgres\"\nurl = \"{PG_URL}\"\nschema = \"{schema}\"\nbatch_window = \"100ms\"");
-    kill_9_under_load(&billing, |_| LedgerSettings {
-        store: LedgerStore::Postgres {
-            url: PG_URL.into(),
-            schema: schema.clone(),
-        },
-        batch_window: Duration::from_millis(100),
-        batch_size: 5000,
-        queue: 1024,
-    })
-    .await;
+    let (billing, settings) = postgres_ledger(&schema, 100, 5000);
+    kill_9_under_load(&billing, |_| settings.clone()).await;
     drop_schema(&schema).await;
 }
 

@@ -12,8 +12,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 const PROD: &str = "api.test";
@@ -570,14 +568,6 @@ async fn certificates_reload_with_the_policy_set() {
     );
     assert_eq!(tls_request(addr, &rotated, None, probe()).await.unwrap().status, 200);
     gw.shutdown().await;
-}
-
-fn check_json(root: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["check", "--root", root.to_str().unwrap(), "--format", "json"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The first error's code and "file:line".

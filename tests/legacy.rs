@@ -473,14 +473,6 @@ fn locate(text: &str, needle: &str) -> String {
     format!("{line}:{column}")
 }
 
-fn check(root: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["check", "--root", root.to_str().unwrap(), "--format", "json"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn layout_errors_name_file_line_and_column() {
     let route = "response_schema = \"schemas/account-list.json\"\n";
@@ -613,7 +605,7 @@ fn layout_errors_name_file_line_and_column() {
         dir.write("catalogue/accounts/legacy/list.toml", &layout);
         let product = ACCOUNTS_TOML.replacen(route, &format!("{route}legacy = {{ {key} }}\n"), 1);
         dir.write("catalogue/accounts/accounts.toml", &product);
-        let doc = check(dir.root());
+        let doc = check_json(dir.root());
         assert_eq!(doc["ok"], false, "{what}: {doc}");
         let error = doc["diagnostics"]
             .as_array()
@@ -647,7 +639,7 @@ fn a_legacy_layout_needs_the_schema_it_is_checked_against() {
     let needle = "upstream_path = \"/acct/{account_id}/xfer\"\n";
     let product = ACCOUNTS_TOML.replacen(needle, &format!("{needle}legacy = {{ request = \"list\" }}\n"), 1);
     dir.write("catalogue/accounts/accounts.toml", &product);
-    let doc = check(dir.root());
+    let doc = check_json(dir.root());
     let error = diagnostic(&doc["diagnostics"], "legacy-without-schema");
     assert_eq!(
         error["location"]["line"],
@@ -659,7 +651,7 @@ fn a_legacy_layout_needs_the_schema_it_is_checked_against() {
     // And an unused layout is a warning, not an error.
     let dir = policy_set("http://127.0.0.1:9");
     dir.write("catalogue/accounts/legacy/list.toml", LIST_LAYOUT);
-    let doc = check(dir.root());
+    let doc = check_json(dir.root());
     assert_eq!(doc["ok"], true, "{doc}");
     assert_eq!(diagnostic(&doc["diagnostics"], "unused-layout")["severity"], "warning");
 }

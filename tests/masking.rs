@@ -576,12 +576,7 @@ fn no_card_number_reaches_a_partner_without_attestation_or_a_log_line() {
 // Compile-time checks: each is an error at the line and column of its cause.
 
 fn check(dir: &PolicyDir) -> Vec<Value> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["check", "--root", dir.root().to_str().unwrap(), "--format", "json"])
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    doc["diagnostics"].as_array().unwrap().clone()
+    check_json(dir.root())["diagnostics"].as_array().unwrap().clone()
 }
 
 /// The 1-based line and column of the first `needle` in `text`.

@@ -201,42 +201,8 @@ impl Projection {
                 }
                 out.push(b'}');
             }
-            (b'{', Shape::Map(plan)) => {
-                reader.enter()?;
-                out.push(b'{');
-                let mut separator = false;
-                while let Some(name) = reader.member(&mut first)? {
-                    if plan.removes(audience) {
-                        reader.value()?;
-                        effect.masked += 1;
-                        continue;
-                    }
-                    if std::mem::replace(&mut separator, true) {
-                        out.push(b',');
-                    }
-                    name.write(out);
-                    out.push(b':');
-                    plan.emit(reader, audience, out, effect)?;
-                }
-                out.push(b'}');
-            }
-            (b'[', Shape::Array(plan)) => {
-                reader.enter()?;
-                out.push(b'[');
-                let mut separator = false;
-                while reader.item(&mut first)? {
-                    if plan.removes(audience) {
-                        reader.value()?;
-                        effect.masked += 1;
-                        continue;
-                    }
-                    if std::mem::replace(&mut separator, true) {
-                        out.push(b',');
-                    }
-                    plan.emit(reader, audience, out, effect)?;
-                }
-                out.push(b']');
-            }
+            (b'{', Shape::Map(plan)) => plan.emit_each(reader, audience, out, effect, true)?,
+            (b'[', Shape::Array(plan)) => plan.emit_each(reader, audience, out, effect, false)?,
             // A container where the schema declares another kind: default deny keeps
             // nothing of it rather than everything.
             (b'{' | b'[', Shape::Object(_) | Shape::Map(_) | Shape::Array(_)) => {
@@ -252,6 +218,49 @@ impl Projection {
                 self.emit_scalar(reader.scalar()?, rule, scrub, audience, out, effect);
             }
         }
+        Ok(())
+    }
+
+    /// Writes the container at the cursor (an object when `object`, else an array), each
+    /// member or item by this one plan: a map's values or an array's items.
+    fn emit_each(
+        &self,
+        reader: &mut Reader,
+        audience: &Audience,
+        out: &mut Vec<u8>,
+        effect: &mut Effect,
+        object: bool,
+    ) -> Result<(), Malformed> {
+        let (open, close) = if object { (b'{', b'}') } else { (b'[', b']') };
+        reader.enter()?;
+        out.push(open);
+        let (mut first, mut separator) = (true, false);
+        loop {
+            let name = if object {
+                match reader.member(&mut first)? {
+                    Some(name) => Some(name),
+                    None => break,
+                }
+            } else if reader.item(&mut first)? {
+                None
+            } else {
+                break;
+            };
+            if self.removes(audience) {
+                reader.value()?;
+                effect.masked += 1;
+                continue;
+            }
+            if std::mem::replace(&mut separator, true) {
+                out.push(b',');
+            }
+            if let Some(name) = name {
+                name.write(out);
+                out.push(b':');
+            }
+            self.emit(reader, audience, out, effect)?;
+        }
+        out.push(close);
         Ok(())
     }
 

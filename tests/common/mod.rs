@@ -744,6 +744,15 @@ impl Harness {
     }
 }
 
+/// `tollgate check --format json` on the policy set at `root`: the report document.
+pub fn check_json(root: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--root", root.to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The first diagnostic with `code` in a report's `diagnostics` (panics, showing the
 /// report, when there is none).
 pub fn diagnostic<'a>(diagnostics: &'a serde_json::Value, code: &str) -> &'a serde_json::Value {
