@@ -563,6 +563,34 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_vault_queues_each_new_token_once_and_caps_what_waits() {
+        let key = PartnerKey::derive(&[7; 32], "acme");
+        let vault = TokenVault::shared();
+        let token = vault.tokenize("acme", &key, "4111111111111111");
+        assert_eq!(vault.tokenize("acme", &key, "4111111111111111"), token, "stable");
+        let queued = vault.take_unshared();
+        assert_eq!(queued.len(), 1, "a token seen again is not queued again");
+        assert_eq!(key.open(&token, &queued[0].sealed).as_deref(), Some("4111111111111111"));
+        assert!(vault.take_unshared().is_empty());
+        // Not taken by the store: offered again, the oldest given up beyond the cap.
+        let many: Vec<SealedToken> = (0..MAX_UNSHARED + 5)
+            .map(|i| SealedToken {
+                partner: "acme".into(),
+                token: i.to_string(),
+                sealed: Vec::new(),
+            })
+            .collect();
+        vault.requeue(many);
+        let kept = vault.take_unshared();
+        assert_eq!(kept.len(), MAX_UNSHARED);
+        assert_eq!(kept[0].token, "5", "the oldest go first");
+        // An unshared (embedded) vault queues nothing.
+        let local = TokenVault::default();
+        local.tokenize("acme", &key, "4111111111111111");
+        assert!(local.take_unshared().is_empty());
+    }
+
+    #[test]
     fn sealed_numbers_open_only_for_their_token_partner_and_key() {
         let acme = PartnerKey::derive(&[7; 32], "acme");
         let beta = PartnerKey::derive(&[7; 32], "beta");
