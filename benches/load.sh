@@ -51,6 +51,9 @@
 #                      MASKING=0 (1: about 4 minutes with the defaults)
 #                      BASE_PORT=19200 (uses BASE_PORT..BASE_PORT+3 on 127.0.0.1)
 #                      SKIP_BUILD=1 to use the binaries already in target/release.
+#                      PROFILE=DIR: perf records the proxy during each measured run, into
+#                      DIR/<n>-<target>.data (perf report -i ...); perf takes CPU from the
+#                      run it records, so figures from such a run are not comparable.
 # Needs openssl (for the keys, the client assertion and, with TLS=1, the certificates).
 # Only ever sends traffic to 127.0.0.1. Not run in CI. Takes about 2-3 minutes plus
 # the build.
@@ -67,6 +70,8 @@ TLS=${TLS:-0}
 LIMITS=${LIMITS:-off}
 MASKING=${MASKING:-0}
 METERING=${METERING:-0}
+PROFILE=${PROFILE:-}
+PROFILED=0
 HOST=127.0.0.1
 # The Host (and, with TLS, the certificate name) partners would use.
 API_HOST=api.bench
@@ -96,6 +101,10 @@ if [[ $METERING != 0 && $METERING != 1 ]]; then
     echo "error: METERING must be 0 or 1" >&2
     exit 2
 fi
+if [[ -n $PROFILE ]]; then
+    command -v perf >/dev/null || { echo "error: PROFILE needs perf" >&2; exit 2; }
+    mkdir -p "$PROFILE" && PROFILE=$(cd "$PROFILE" && pwd)
+fi
 if [[ $LIMITS != off && $LIMITS != local && $LIMITS != redis ]]; then
     echo "error: LIMITS must be off, local or redis" >&2
     exit 2
@@ -106,6 +115,9 @@ if ((ROUNDS > 20 || DURATION > 120)); then
 fi
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The customer record, its response schema and masking profile (MASKING=1); benches/masking.rs
+# projects the same record with the same plan.
+FIXTURES=$REPO/benches/fixtures
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-load.XXXXXX")
 PIDS=()
@@ -284,56 +296,13 @@ fi
 # About 2 KB of compact JSON, as a core would send it: a customer's personal data, an
 # account, a card with its PAN and CVV, four transactions, and members the response schema
 # (below) does not declare (kyc_risk_rating, marketing_consent, internal_ledger_id,
-# pin_offset, fraud_score, core_trace). Written indented here, one member per line, and
-# compacted by stripping each line's indent and the newlines (no value holds a newline).
+# pin_offset, fraud_score, core_trace). benches/fixtures/customer_record.json is indented,
+# one member per line, and compacted here by stripping each line's indent and the newlines
+# (no value holds a newline).
 RECORD=$WORK/record.json
 echo_args=("$HOST:$ECHO_PORT")
 if [[ $MASKING == 1 ]]; then
-    sed 's/^ *//' <<'EOF' | tr -d '\n' >"$RECORD"
-{
-  "id":"rec-1f2e3d4c",
-  "status":"active",
-  "source":"echo-upstream",
-  "opened_on":"2019-04-02",
-  "customer":{
-    "customer_id":"CUS-00482913",
-    "name":"Jane Alexandra Doe",
-    "email":"jane.doe@example.com",
-    "phone":"+44 7700 900123",
-    "date_of_birth":"1984-07-19",
-    "address":{"lines":["Flat 4","12 Harbour Street"],"city":"Leeds","postcode":"LS1 4AB","country":"GB"},
-    "segment":"retail",
-    "kyc_risk_rating":"low",
-    "marketing_consent":false
-  },
-  "account":{
-    "sort_code":"40-47-84",
-    "account_number":"31926819",
-    "iban":"GB29NWBK60161331926819",
-    "currency":"GBP",
-    "balance":{"amount":"2543.18","currency":"GBP","as_of":"2026-11-21T08:00:00Z"},
-    "overdraft_limit":"500.00",
-    "internal_ledger_id":"LDG-7731-0042-88"
-  },
-  "card":{
-    "card_id":"CRD-5f0e7a21",
-    "pan":"4111111111111111",
-    "cvv":"123",
-    "expiry":"09/28",
-    "cardholder_name":"MS J A DOE",
-    "status":"active",
-    "pin_offset":"4821"
-  },
-  "transactions":[
-    {"id":"tx-90a1","booked_at":"2026-11-20T09:14:03Z","amount":"-23.40","currency":"GBP","description":"TESCO STORES 2231 LEEDS","merchant_category":"5411","counterparty":{"name":"Tesco Stores Ltd","account_number":"11223344"},"fraud_score":0.02},
-    {"id":"tx-90a2","booked_at":"2026-11-19T17:42:51Z","amount":"-61.00","currency":"GBP","description":"NORTHERN RAIL TICKETS","merchant_category":"4112","counterparty":{"name":"Northern Trains Ltd","account_number":"55667788"},"fraud_score":0.01},
-    {"id":"tx-90a3","booked_at":"2026-11-18T12:03:27Z","amount":"1850.00","currency":"GBP","description":"SALARY NOV ACME HOLDINGS","merchant_category":"0000","counterparty":{"name":"Acme Holdings plc","account_number":"20304050"},"fraud_score":0.0},
-    {"id":"tx-90a4","booked_at":"2026-11-17T19:55:10Z","amount":"-8.99","currency":"GBP","description":"STREAMFLIX SUBSCRIPTION","merchant_category":"4899","counterparty":{"name":"Streamflix UK","account_number":"99887766"},"fraud_score":0.03}
-  ],
-  "links":{"self":"/v1/items/rec-1f2e3d4c","transactions":"/v1/items/rec-1f2e3d4c/transactions?page=2"},
-  "core_trace":{"node":"core-eu-west-2b","span":"7f3a9c2e11d04b8a","elapsed_ms":14}
-}
-EOF
+    sed 's/^ *//' "$FIXTURES/customer_record.json" | tr -d '\n' >"$RECORD"
     echo_args+=(--body "$RECORD")
 fi
 
@@ -563,158 +532,9 @@ EOF
     # What the partner may receive of the record (projection drops the rest), with its data
     # classes: 12 pii fields, the PAN (pci-pan) and the CVV (pci-sad, removed for everyone).
     mkdir -p "$POLICY/catalogue/bench/schemas"
-    cat >"$POLICY/catalogue/bench/schemas/record.json" <<'EOF'
-{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "A customer record (load bench)",
-  "type": "object",
-  "properties": {
-    "id": { "type": "string" },
-    "status": { "type": "string" },
-    "source": { "type": "string" },
-    "opened_on": { "type": "string", "format": "date" },
-    "customer": {
-      "type": "object",
-      "properties": {
-        "customer_id": { "type": "string" },
-        "name": { "type": "string", "x-data-class": "pii" },
-        "email": { "type": "string", "x-data-class": "pii" },
-        "phone": { "type": "string", "x-data-class": "pii" },
-        "date_of_birth": { "type": "string", "x-data-class": "pii" },
-        "address": {
-          "type": "object",
-          "properties": {
-            "lines": { "type": "array", "items": { "type": "string" }, "x-data-class": "pii" },
-            "city": { "type": "string" },
-            "postcode": { "type": "string", "x-data-class": "pii" },
-            "country": { "type": "string" }
-          }
-        },
-        "segment": { "type": "string" }
-      }
-    },
-    "account": {
-      "type": "object",
-      "properties": {
-        "sort_code": { "type": "string" },
-        "account_number": { "type": "string", "x-data-class": "pii" },
-        "iban": { "type": "string", "x-data-class": "pii" },
-        "currency": { "type": "string" },
-        "balance": {
-          "type": "object",
-          "properties": {
-            "amount": { "type": "string" },
-            "currency": { "type": "string" },
-            "as_of": { "type": "string" }
-          }
-        },
-        "overdraft_limit": { "type": "string" }
-      }
-    },
-    "card": {
-      "type": "object",
-      "properties": {
-        "card_id": { "type": "string" },
-        "pan": { "type": "string", "x-data-class": "pci-pan" },
-        "cvv": { "type": "string", "x-data-class": "pci-sad" },
-        "expiry": { "type": "string", "x-data-class": "pii" },
-        "cardholder_name": { "type": "string", "x-data-class": "pii" },
-        "status": { "type": "string" }
-      }
-    },
-    "transactions": { "type": "array", "items": { "$ref": "#/$defs/transaction" } },
-    "links": { "type": "object", "additionalProperties": { "type": "string" } }
-  },
-  "$defs": {
-    "transaction": {
-      "type": "object",
-      "properties": {
-        "id": { "type": "string" },
-        "booked_at": { "type": "string" },
-        "amount": { "type": "string" },
-        "currency": { "type": "string" },
-        "description": { "type": "string" },
-        "merchant_category": { "type": "string" },
-        "counterparty": {
-          "type": "object",
-          "properties": {
-            "name": { "type": "string", "x-data-class": "pii" },
-            "account_number": { "type": "string", "x-data-class": "pii" }
-          }
-        }
-      }
-    }
-  }
-}
-EOF
+    cp "$FIXTURES/customer_record.schema.json" "$POLICY/catalogue/bench/schemas/record.json"
     # The tier's profile. Every pii field must be covered, or the set does not compile.
-    cat >"$POLICY/policies/masking.toml" <<'EOF'
-[keys]
-key_file = "data/masking.key"
-generate_key = true
-
-[profiles.bench]
-description = "Load bench: partial, hash, tokenize and remove on one record."
-
-[[profiles.bench.rules]]
-path = "$.customer.name"
-action = "partial"
-keep_first = 1
-
-[[profiles.bench.rules]]
-path = "$.customer.email"
-action = "hash"
-
-[[profiles.bench.rules]]
-path = "$.customer.phone"
-action = "partial"
-keep_last = 3
-
-[[profiles.bench.rules]]
-path = "$.customer.date_of_birth"
-action = "remove"
-
-[[profiles.bench.rules]]
-path = "$.customer.address.lines"
-action = "remove"
-
-[[profiles.bench.rules]]
-path = "$.customer.address.postcode"
-action = "partial"
-keep_first = 3
-
-[[profiles.bench.rules]]
-path = "$.account.account_number"
-action = "partial"
-keep_last = 4
-
-[[profiles.bench.rules]]
-path = "$.account.iban"
-action = "partial"
-keep_first = 4
-keep_last = 4
-
-[[profiles.bench.rules]]
-path = "$.card.pan"
-action = "tokenize"
-
-[[profiles.bench.rules]]
-path = "$.card.expiry"
-action = "keep"
-
-[[profiles.bench.rules]]
-path = "$.card.cardholder_name"
-action = "partial"
-keep_first = 1
-
-[[profiles.bench.rules]]
-path = "$.transactions[*].counterparty.name"
-action = "keep"
-
-[[profiles.bench.rules]]
-path = "$.transactions[*].counterparty.account_number"
-action = "hash"
-EOF
+    cp "$FIXTURES/customer_record.masking.toml" "$POLICY/policies/masking.toml"
 fi
 "$TOLLGATE" check --root "$POLICY" >"$WORK/check.log" 2>&1 ||
     die "the bench policy set does not compile: $(cat "$WORK/check.log")"
@@ -817,6 +637,12 @@ run() {
     nginx) pids=("$NGINX_PID" "$NGINX_WORKER") ;;
     tollgate | passthru) pids=("$TOLLGATE_PID") ;;
     esac
+    local perf_pid=""
+    if [[ -n $PROFILE && ($target == tollgate || $target == passthru) && $seconds == "$DURATION" ]]; then
+        PROFILED=$((PROFILED + 1))
+        perf record -F 999 -g -p "${pids[0]}" -o "$PROFILE/$PROFILED-$target.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     if ((${#pids[@]})); then before=$(cpu_ticks "${pids[@]}"); fi
     ebefore=$(cpu_ticks "$ECHO_PID")
     out=$(timeout $((seconds + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" \
@@ -824,6 +650,10 @@ run() {
         die "wrk against $target failed"
     eafter=$(cpu_ticks "$ECHO_PID")
     if ((${#pids[@]})); then after=$(cpu_ticks "${pids[@]}"); fi
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
         die "$target: errors during the run:"$'\n'"$out"
     fi

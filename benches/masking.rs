@@ -2,6 +2,10 @@
 //! to a 2xx JSON answer, from bytes to bytes (one scan that projects and masks as it copies), with
 //! projection alone as the baseline, so the masking cost reads as the difference.
 //!
+//! The `record` group projects the customer record `benches/load.sh` serves with
+//! `MASKING=1` (`benches/fixtures`), with that bench's schema and masking profile, so the
+//! stage and the load run measure the same work.
+//!
 //! Run: cargo bench --bench masking
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -72,7 +76,7 @@ fn member<'a>(plan: &'a mut Projection, path: &[&str]) -> &'a mut Projection {
     let mut node = plan;
     for step in path {
         node = match &mut node.shape {
-            Shape::Object(members) => members.get_mut(*step).expect("declared"),
+            Shape::Object(members) => members.get_mut(step).expect("declared"),
             Shape::Array(item) if *step == "[*]" => item.as_mut(),
             _ => panic!("no {step}"),
         };
@@ -90,6 +94,43 @@ fn masked_plan(base: &Projection) -> Projection {
     member(&mut plan, &["data", "[*]", "counterparty", "sort_code"]).rule = rule(Action::Remove);
     member(&mut plan, &["data", "[*]", "card", "pan"]).rule = rule(Action::Tokenize);
     plan
+}
+
+/// The load bench's customer record (compacted as `load.sh` does), its response schema,
+/// and the plan its masking profile makes of that schema.
+fn customer_record() -> (Vec<u8>, Projection, Projection) {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
+    let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
+    let record: String = read("customer_record.json").lines().map(str::trim_start).collect();
+    let schema: Value = serde_json::from_str(&read("customer_record.schema.json")).expect("schema");
+    let base = Projection::from_schema(&schema, &schema);
+    let mut masked = base.clone();
+    let profile: toml::Table = toml::from_str(&read("customer_record.masking.toml")).expect("profile");
+    let rules = profile["profiles"]["bench"]["rules"].as_array().expect("rules");
+    for rule in rules {
+        let keep = |name: &str| rule.get(name).and_then(|n| n.as_integer()).unwrap_or(0) as usize;
+        let action = match rule["action"].as_str().expect("action") {
+            "partial" => Action::Partial {
+                first: keep("keep_first"),
+                last: keep("keep_last"),
+            },
+            "hash" => Action::Hash,
+            "tokenize" => Action::Tokenize,
+            "remove" => Action::Remove,
+            "keep" => Action::Keep,
+            other => panic!("the bench profile uses {other}; add it here"),
+        };
+        let path = rule["path"].as_str().expect("path").strip_prefix("$.").expect("$.");
+        let steps: Vec<&str> = path
+            .split('.')
+            .flat_map(|step| match step.strip_suffix("[*]") {
+                Some(name) => vec![name, "[*]"],
+                None => vec![step],
+            })
+            .collect();
+        member(&mut masked, &steps).rule = self::rule(action);
+    }
+    (record.into_bytes(), base, masked)
 }
 
 /// What `pipeline::project` does to the bytes.
@@ -139,6 +180,19 @@ fn bench(c: &mut Criterion) {
             |b, bytes| b.iter(|| run(&masked, black_box(bytes), &unattested)),
         );
     }
+    group.finish();
+
+    let (record, base, masked) = customer_record();
+    let mut group = c.benchmark_group("record");
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Bytes(record.len() as u64));
+    group.bench_function("projection (attested)", |b| {
+        b.iter(|| run(&base, black_box(&record), &attested))
+    });
+    group.bench_function("projection+masking (unattested)", |b| {
+        b.iter(|| run(&masked, black_box(&record), &unattested))
+    });
     group.finish();
 }
 
