@@ -343,26 +343,33 @@ impl<'a> Reader<'a> {
 fn string_stop(text: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    // Exact for "is any byte of `x` zero" (no false positives without a true zero).
-    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    let mut chunks = text.chunks_exact(8);
     let mut at = 0;
-    for chunk in chunks.by_ref() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    loop {
+        // The last few bytes are padded with a byte that stops nothing.
+        let (word, full) = match text.get(at..at + 8) {
+            Some(chunk) => (<[u8; 8]>::try_from(chunk).ok()?, true),
+            None => {
+                let rest = text.get(at..).filter(|rest| !rest.is_empty())?;
+                let mut word = [b' '; 8];
+                word.get_mut(..rest.len())?.copy_from_slice(rest);
+                (word, false)
+            }
+        };
         let v = u64::from_le_bytes(word);
+        // A byte's high bit is set where it is zero (`has_zero`) or below 0x20; a borrow can
+        // mark bytes after a true hit too, but never before one, so the lowest mark is exact.
+        let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
         let stops = has_zero(v ^ (LO * u64::from(b'"')))
             | has_zero(v ^ (LO * u64::from(b'\\')))
             | (v.wrapping_sub(LO * 0x20) & !v & HI);
         if stops != 0 {
-            break;
+            return Some(at + (stops.trailing_zeros() / 8) as usize);
+        }
+        if !full {
+            return None;
         }
         at += 8;
     }
-    text.get(at..)?
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|p| at + p)
 }
 
 /// Resolves the escapes in a string token's text; `None` if they are malformed.
@@ -419,6 +426,12 @@ fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
 pub fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
+    // What needs escaping is what ends plain string content; masked values rarely hold any.
+    if string_stop(bytes).is_none() {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -513,7 +526,13 @@ mod tests {
             for at in 0..text.len() {
                 let saved = text[at];
                 text[at] = stop;
-                assert_eq!(string_stop(&text), naive(&text), "{stop:#x} at {at}");
+                for end in at..=text.len() {
+                    assert_eq!(
+                        string_stop(&text[..end]),
+                        naive(&text[..end]),
+                        "{stop:#x} at {at} of {end}"
+                    );
+                }
                 text[at] = saved;
             }
         }

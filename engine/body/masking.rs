@@ -276,6 +276,15 @@ pub fn scrub_pans(text: &str) -> Option<String> {
     )
 }
 
+/// Whether a JSON string or number token, as written (`raw`, escapes unresolved), has
+/// enough digits to hold a card number; most do not, and are then copied without being
+/// read. An escaped digit (`\u0034`) is written with at least three digits, so the raw
+/// count never undercounts.
+#[inline]
+pub fn may_hold_pan(raw: &[u8]) -> bool {
+    raw.len() >= *PAN_DIGITS.start() && raw.iter().filter(|b| b.is_ascii_digit()).count() >= *PAN_DIGITS.start()
+}
+
 /// The most digits in one run of digits joined by single spaces or dashes.
 fn longest_digit_run(bytes: &[u8]) -> usize {
     let (mut longest, mut current) = (0, 0);

@@ -14,11 +14,10 @@
 //! plan and the bytes together (`body::json`), copying what it keeps as written, skipping
 //! what it drops, and rewriting only the scalars a mask changes.
 
-use super::json::{write_string, Malformed, Reader, Scalar};
-use super::masking::{mask_digits, partial, scrub_pans, Action, PartnerKey, Rule, TokenVault};
+use super::json::{write_string, Malformed, RawStr, Reader, Scalar};
+use super::masking::{mask_digits, may_hold_pan, partial, scrub_pans, Action, PartnerKey, Rule, TokenVault};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 /// Deeper than this, `$ref` chains (recursive schemas) keep values as they are.
 const MAX_DEPTH: usize = 24;
@@ -61,11 +60,146 @@ pub enum Shape {
     /// Kept as is: scalars, and what the schema explicitly leaves open.
     Keep,
     /// Only these members, each projected in turn.
-    Object(BTreeMap<String, Projection>),
+    Object(Members),
     /// Every member (a map with schema-typed values), each projected.
     Map(Box<Projection>),
     /// Every item projected.
     Array(Box<Projection>),
+}
+
+/// An object's declared members, sorted by name. Names are kept apart from their plans
+/// so that a lookup scans names by length (held in the reference, no memory touched) and
+/// compares text only on equal lengths; objects are small, and this beats a map's search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Members {
+    names: Vec<Box<str>>,
+    /// Per name, its length and its first eight bytes as a word: most names are compared
+    /// by these alone, without a call to compare text.
+    heads: Vec<(usize, u64)>,
+    plans: Vec<Projection>,
+    /// No name holds a backslash, so a name read without escapes can be compared as written.
+    plain: bool,
+}
+
+impl Members {
+    /// Objects with more members than this are searched by bisection.
+    const SCAN: usize = 16;
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn index(&self, name: &str) -> Result<usize, usize> {
+        self.names.binary_search_by(|probe| (**probe).cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Projection> {
+        self.index(name).ok().and_then(|i| self.plans.get(i))
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Projection> {
+        self.index(name).ok().and_then(|i| self.plans.get_mut(i))
+    }
+
+    /// Adds or replaces the plan for `name`.
+    pub fn insert(&mut self, name: String, plan: Projection) {
+        match self.index(&name) {
+            Ok(i) => self.plans[i] = plan,
+            Err(i) => {
+                self.plain &= !name.contains('\\');
+                self.heads.insert(i, (name.len(), head(name.as_bytes())));
+                self.names.insert(i, name.into_boxed_str());
+                self.plans.insert(i, plan);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Projection> {
+        let i = self.index(name).ok()?;
+        self.names.remove(i);
+        self.heads.remove(i);
+        Some(self.plans.remove(i))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| &**n)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Projection> {
+        self.plans.iter()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Projection)> {
+        self.keys().zip(self.values())
+    }
+
+    /// The plan for the member named `name` in a document (request time). A name without
+    /// escapes is its own text, compared as written; one with escapes is resolved first.
+    #[inline]
+    fn find(&self, name: RawStr) -> Option<&Projection> {
+        let raw = name.raw;
+        if self.plain && self.names.len() <= Self::SCAN {
+            let (len, first) = (raw.len(), head(raw.as_bytes()));
+            for (i, &(n, h)) in self.heads.iter().enumerate() {
+                if n == len && h == first && (len <= 8 || self.names.get(i)?.get(8..) == raw.get(8..)) {
+                    return self.plans.get(i);
+                }
+            }
+            if !raw.contains('\\') {
+                return None;
+            }
+        }
+        self.get(&name.text())
+    }
+}
+
+/// The first eight bytes of `text` as a word, zero-padded.
+#[inline]
+fn head(text: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = text.len().min(8);
+    if let (Some(to), Some(from)) = (word.get_mut(..n), text.get(..n)) {
+        to.copy_from_slice(from);
+    }
+    u64::from_le_bytes(word)
+}
+
+impl Default for Members {
+    fn default() -> Members {
+        Members {
+            names: Vec::new(),
+            heads: Vec::new(),
+            plans: Vec::new(),
+            plain: true,
+        }
+    }
+}
+
+impl FromIterator<(String, Projection)> for Members {
+    fn from_iter<I: IntoIterator<Item = (String, Projection)>>(items: I) -> Members {
+        let mut members = Members::default();
+        for (name, plan) in items {
+            members.insert(name, plan);
+        }
+        members
+    }
+}
+
+impl IntoIterator for Members {
+    type Item = (String, Projection);
+    type IntoIter = std::iter::Zip<
+        std::iter::Map<std::vec::IntoIter<Box<str>>, fn(Box<str>) -> String>,
+        std::vec::IntoIter<Projection>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let to_string: fn(Box<str>) -> String = String::from;
+        self.names.into_iter().map(to_string).zip(self.plans)
+    }
 }
 
 /// Who the response is for, as far as projection and masking care.
@@ -180,7 +314,7 @@ impl Projection {
                 out.push(b'{');
                 let mut separator = false;
                 while let Some(name) = reader.member(&mut first)? {
-                    match member(members, &name.text()) {
+                    match members.find(name) {
                         None => {
                             reader.value()?;
                             effect.undeclared += 1;
@@ -276,6 +410,7 @@ impl Projection {
         effect: &mut Effect,
     ) {
         let masks_pan = self.class == Some(FieldClass::PciPan) && !audience.pci_attested;
+        let scrub = scrub && token.digits_may_hold_pan();
         if rule.is_none() && !scrub && !masks_pan {
             return token.write(out);
         }
@@ -322,17 +457,15 @@ impl Projection {
     }
 }
 
-/// The plan for member `name`. Objects are small: a scan that compares lengths and first
-/// bytes before any text beats the map's ordered search, which compares every key it passes.
-fn member<'p>(members: &'p BTreeMap<String, Projection>, name: &str) -> Option<&'p Projection> {
-    if members.len() > 16 {
-        return members.get(name);
+impl Scalar<'_> {
+    /// Whether the token has digits enough for a card number (see `may_hold_pan`).
+    fn digits_may_hold_pan(&self) -> bool {
+        match self {
+            Scalar::Str(s) => may_hold_pan(s.raw.as_bytes()),
+            Scalar::Number(n) => may_hold_pan(n.as_bytes()),
+            Scalar::Bool(_) | Scalar::Null => false,
+        }
     }
-    let first = name.as_bytes().first();
-    members
-        .iter()
-        .find(|(key, _)| key.len() == name.len() && key.as_bytes().first() == first && key.as_str() == name)
-        .map(|(_, plan)| plan)
 }
 
 /// What a scalar action (pan, partial, hash, tokenize) makes of a value's text; `None` for
@@ -386,6 +519,7 @@ fn scrub(reader: &mut Reader, out: &mut Vec<u8>, effect: &mut Effect) -> Result<
         _ => {
             let token = reader.scalar()?;
             let clean = match &token {
+                _ if !token.digits_may_hold_pan() => None,
                 Scalar::Str(s) => scrub_pans(&s.text()),
                 Scalar::Number(n) => scrub_pans(n),
                 Scalar::Bool(_) | Scalar::Null => None,
@@ -483,7 +617,7 @@ impl Projection {
                 if self.class.is_some() || self.rule.is_some() {
                     out.push(field(path));
                 }
-                for (name, member) in members {
+                for (name, member) in members.iter() {
                     member.walk(&format!("{path}.{name}"), rule, out);
                 }
             }
@@ -547,7 +681,7 @@ fn own_shape(object: &Map<String, Value>, root: &Value, depth: usize) -> Shape {
     }
     if declares_object {
         // An object with nothing declared: default deny keeps none of its members.
-        return Shape::Object(BTreeMap::new());
+        return Shape::Object(Members::default());
     }
     Shape::Keep
 }
@@ -764,6 +898,50 @@ mod tests {
         let effect = plan.project(input, &audience(false), &mut out).expect("well-formed");
         let value: Value = serde_json::from_slice(&out).expect("JSON");
         assert_eq!(value["open"], json!({"a": [true, null, "4111 11** **** 1111"]}));
+        assert_eq!(effect.pans_caught, 1);
+    }
+
+    #[test]
+    fn names_match_by_their_text_whatever_the_object_size_or_spelling() {
+        // A declared name holding a backslash: only its escaped spelling names it, and the
+        // raw text of another name ("a\n": backslash, n) must not be taken for it.
+        let schema = json!({"type": "object", "properties": {"a\\n": {}, "b": {}}});
+        let plan = Projection::from_schema(&schema, &schema);
+        let mut out = Vec::new();
+        plan.project(br#"{"a\n": 1, "a\\n": 2, "\u0062": 3}"#, &audience(true), &mut out)
+            .expect("well-formed");
+        assert_eq!(out, br#"{"a\\n":2,"\u0062":3}"#);
+
+        // More members than a scan covers are found by bisection, escaped or not.
+        let properties: Map<String, Value> = (0..40).map(|i| (format!("field_{i:02}"), json!({}))).collect();
+        let schema = json!({"type": "object", "properties": properties});
+        let plan = Projection::from_schema(&schema, &schema);
+        out.clear();
+        let effect = plan
+            .project(
+                br#"{"field_07": 7, "field_3\u0039": 39, "field_40": 40}"#,
+                &audience(true),
+                &mut out,
+            )
+            .expect("well-formed");
+        assert_eq!(out, br#"{"field_07":7,"field_3\u0039":39}"#);
+        assert_eq!(effect.undeclared, 1);
+    }
+
+    #[test]
+    fn card_numbers_spelled_in_escapes_are_still_caught() {
+        let schema = json!({"type": "object", "properties": {"note": {"type": "string"}}});
+        let plan = Projection::from_schema(&schema, &schema);
+        let escaped: String = "4111111111111111"
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let input = format!(r#"{{"note": "{escaped}"}}"#);
+        let mut out = Vec::new();
+        let effect = plan
+            .project(input.as_bytes(), &audience(false), &mut out)
+            .expect("well-formed");
+        assert_eq!(out, br#"{"note":"411111******1111"}"#);
         assert_eq!(effect.pans_caught, 1);
     }
 

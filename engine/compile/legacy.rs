@@ -330,7 +330,7 @@ fn check_target(projection: &Projection, path: &[Seg]) -> Result<(), Miss> {
             Some(p) => check_target(p, rest),
             None => Err(Miss::Unknown {
                 name: name.clone(),
-                known: members.keys().cloned().collect(),
+                known: members.keys().map(str::to_string).collect(),
             }),
         },
         (Shape::Map(p), Seg::Key(_)) => check_target(p, rest),

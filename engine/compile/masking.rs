@@ -362,8 +362,8 @@ fn apply_sel<'a>(node: &'a Projection, at: &[Step], sel: &Sel, out: &mut Vec<(&'
         }
         Sel::Any => match &node.shape {
             Shape::Object(members) => {
-                for (name, member) in members {
-                    out.push((member, child(Step::Member(name.clone()))));
+                for (name, member) in members.iter() {
+                    out.push((member, child(Step::Member(name.to_string()))));
                 }
             }
             Shape::Map(value) => out.push((value, child(Step::Values))),
@@ -690,8 +690,8 @@ fn walk_exposure(
     visit(path, plan, covered);
     match &plan.shape {
         Shape::Object(members) => {
-            for (name, member) in members {
-                path.push(Step::Member(name.clone()));
+            for (name, member) in members.iter() {
+                path.push(Step::Member(name.to_string()));
                 walk_exposure(member, path, covered, visit);
                 path.pop();
             }
