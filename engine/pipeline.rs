@@ -727,22 +727,32 @@ async fn project_body(
         return Err(Problem::BadUpstreamResponse);
     }
     let mut body = body;
-    let mut bytes: Vec<u8> = Vec::new();
+    // A body that arrives in one frame (most do) is read where it is; more are joined.
+    let (mut single, mut joined, mut total) = (None::<bytes::Bytes>, Vec::new(), 0);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| Problem::BadUpstreamResponse)?;
         if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > MAX_PROJECTED_BYTES {
+            total += data.len();
+            if total > MAX_PROJECTED_BYTES {
                 tracing::warn!(route = %route.id, "upstream response too large to project");
                 return Err(Problem::BadUpstreamResponse);
             }
-            bytes.extend_from_slice(&data);
+            if single.is_none() && joined.is_empty() {
+                single = Some(data);
+            } else {
+                if let Some(first) = single.take() {
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&data);
+            }
         }
     }
+    let bytes: &[u8] = single.as_deref().unwrap_or(&joined);
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
     let mut projected = Vec::with_capacity(bytes.len());
-    let effect = plan.project(&bytes, audience, &mut projected).map_err(|error| {
+    let effect = plan.project(bytes, audience, &mut projected).map_err(|error| {
         if success {
             tracing::warn!(route = %route.id, %error, "upstream answered with malformed JSON");
         }

@@ -33,30 +33,41 @@ impl std::error::Error for Malformed {}
 /// A string token as it appears between its quotes.
 #[derive(Debug, Clone, Copy)]
 pub struct RawStr<'a> {
-    /// The text between the quotes, escapes as written.
-    pub raw: &'a str,
+    /// The token as written, quotes included, so that copying it is one write.
+    quoted: &'a str,
 }
 
 impl<'a> RawStr<'a> {
+    /// The text between the quotes, escapes as written.
+    #[inline]
+    pub fn raw(&self) -> &'a str {
+        self.quoted.get(1..self.quoted.len() - 1).unwrap_or_default()
+    }
+
     /// The string's value, escapes resolved. Borrows unless there were escapes.
     #[inline]
     pub fn text(&self) -> Cow<'a, str> {
         // Kept out of the token (a flag would make every token a size that moves badly);
         // most names and values are short, and most have no backslash.
-        if self.raw.as_bytes().contains(&b'\\') {
+        let raw = self.raw();
+        if raw.as_bytes().contains(&b'\\') {
             // Escapes were checked when the token was read.
-            Cow::Owned(unescape(self.raw).unwrap_or_default())
+            Cow::Owned(unescape(raw).unwrap_or_default())
         } else {
-            Cow::Borrowed(self.raw)
+            Cow::Borrowed(raw)
         }
+    }
+
+    /// The token's length as written, quotes included.
+    #[inline]
+    pub fn written_len(&self) -> usize {
+        self.quoted.len()
     }
 
     /// Writes the token back as it was read, quotes included.
     #[inline]
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.push(b'"');
-        out.extend_from_slice(self.raw.as_bytes());
-        out.push(b'"');
+        out.extend_from_slice(self.quoted.as_bytes());
     }
 }
 
@@ -88,6 +99,7 @@ pub struct Reader<'a> {
     text: &'a str,
     pos: usize,
     depth: usize,
+    name_at: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -96,7 +108,12 @@ impl<'a> Reader<'a> {
         let text = std::str::from_utf8(input).map_err(|e| Malformed {
             offset: e.valid_up_to(),
         })?;
-        Ok(Reader { text, pos: 0, depth: 0 })
+        Ok(Reader {
+            text,
+            pos: 0,
+            depth: 0,
+            name_at: 0,
+        })
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -166,9 +183,32 @@ impl<'a> Reader<'a> {
         }
         *first = false;
         self.skip_whitespace();
+        self.name_at = self.pos;
         let name = self.string()?;
-        self.eat(b':')?;
+        if self.bytes().get(self.pos) == Some(&b':') {
+            self.pos += 1;
+        } else {
+            self.eat(b':')?;
+        }
         Ok(Some(name))
+    }
+
+    /// The cursor's offset in the document.
+    #[inline]
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Where the name `member` last returned starts in the document (its opening quote).
+    #[inline]
+    pub fn name_offset(&self) -> usize {
+        self.name_at
+    }
+
+    /// The document's text from offset `from` to the cursor.
+    #[inline]
+    pub fn since(&self, from: usize) -> &'a str {
+        self.text.get(from..self.pos).unwrap_or_default()
     }
 
     /// Whether another item follows in the array just entered; `false` at the closing
@@ -234,14 +274,16 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let raw = &self.text[start..i];
+        let token = RawStr {
+            quoted: &self.text[start - 1..=i],
+        };
         // Surrogate escapes must pair up; checked once here so `text` cannot fail later.
-        if escaped && raw.contains("\\u") && unescape(raw).is_none() {
+        if escaped && token.raw().contains("\\u") && unescape(token.raw()).is_none() {
             self.pos = start;
             return Err(self.error());
         }
         self.pos = i + 1;
-        Ok(RawStr { raw })
+        Ok(token)
     }
 
     /// Reads the scalar at the cursor. Fails on a container: the caller looks first.

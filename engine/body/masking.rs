@@ -282,7 +282,26 @@ pub fn scrub_pans(text: &str) -> Option<String> {
 /// count never undercounts.
 #[inline]
 pub fn may_hold_pan(raw: &[u8]) -> bool {
-    raw.len() >= *PAN_DIGITS.start() && raw.iter().filter(|b| b.is_ascii_digit()).count() >= *PAN_DIGITS.start()
+    raw.len() >= *PAN_DIGITS.start() && count_digits(raw) >= *PAN_DIGITS.start()
+}
+
+/// The ASCII digits in `bytes`, eight bytes at a time: this runs on most string values of
+/// a response for a partner without a PCI DSS attestation.
+fn count_digits(bytes: &[u8]) -> usize {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut count = 0;
+    for chunk in chunks.by_ref() {
+        let v = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+        // Per byte, without carries between bytes (each sum stays below 0x100): the high
+        // bit is set at or above 0x30, then at or above 0x3a; non-ASCII bytes are excluded.
+        let low = v & LOW;
+        let from_zero = low + 0x5050_5050_5050_5050;
+        let past_nine = low + 0x4646_4646_4646_4646;
+        count += (from_zero & !past_nine & !v & HIGH).count_ones() as usize;
+    }
+    count + chunks.remainder().iter().filter(|b| b.is_ascii_digit()).count()
 }
 
 /// The most digits in one run of digits joined by single spaces or dashes.
@@ -551,6 +570,20 @@ mod tests {
             scrub_pans("12 4111111111111111").as_deref(),
             Some("12 411111******1111")
         );
+    }
+
+    #[test]
+    fn digits_are_counted_eight_bytes_at_a_time_as_one_by_one() {
+        let text: Vec<u8> = "0123456789/:a\\u0034 é日 99\x7f\u{80}0"
+            .bytes()
+            .chain(0u8..=255)
+            .collect();
+        for start in 0..40 {
+            for end in start..text.len() {
+                let slice = &text[start..end];
+                assert_eq!(count_digits(slice), slice.iter().filter(|b| b.is_ascii_digit()).count());
+            }
+        }
     }
 
     #[test]

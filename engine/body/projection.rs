@@ -141,7 +141,7 @@ impl Members {
     /// escapes is its own text, compared as written; one with escapes is resolved first.
     #[inline]
     fn find(&self, name: RawStr) -> Option<&Projection> {
-        let raw = name.raw;
+        let raw = name.raw();
         if self.plain && self.names.len() <= Self::SCAN {
             let (len, first) = (raw.len(), head(raw.as_bytes()));
             for (i, &(n, h)) in self.heads.iter().enumerate() {
@@ -327,9 +327,11 @@ impl Projection {
                             if std::mem::replace(&mut separator, true) {
                                 out.push(b',');
                             }
-                            name.write(out);
-                            out.push(b':');
-                            member.emit(reader, audience, out, effect)?;
+                            if !member.emit_kept_scalar(name, reader, audience, out, effect)? {
+                                name.write(out);
+                                out.push(b':');
+                                member.emit(reader, audience, out, effect)?;
+                            }
                         }
                     }
                 }
@@ -353,6 +355,44 @@ impl Projection {
             }
         }
         Ok(())
+    }
+
+    /// The common member: a scalar that no rule or class changes, such as an id, a date or
+    /// an amount. It is copied with its name as one piece of the document when the two are
+    /// written without whitespace between them. Returns `false`, having read nothing but
+    /// whitespace, for any other member, which `emit` then writes.
+    #[inline]
+    fn emit_kept_scalar(
+        &self,
+        name: RawStr,
+        reader: &mut Reader,
+        audience: &Audience,
+        out: &mut Vec<u8>,
+        effect: &mut Effect,
+    ) -> Result<bool, Malformed> {
+        let masks_pan = self.class == Some(FieldClass::PciPan) && !audience.pci_attested;
+        if !matches!(self.shape, Shape::Keep) || masks_pan || self.active_rule(audience).is_some() {
+            return Ok(false);
+        }
+        let after_colon = reader.offset();
+        if matches!(reader.peek()?, b'{' | b'[') {
+            return Ok(false);
+        }
+        let from = reader.name_offset();
+        let compact = reader.offset() == after_colon && from + name.written_len() + 1 == after_colon;
+        let token = reader.scalar()?;
+        if self.scrubs(None, audience) && token.digits_may_hold_pan() {
+            name.write(out);
+            out.push(b':');
+            self.emit_scalar(token, None, true, audience, out, effect);
+        } else if compact {
+            out.extend_from_slice(reader.since(from).as_bytes());
+        } else {
+            name.write(out);
+            out.push(b':');
+            token.write(out);
+        }
+        Ok(true)
     }
 
     /// Writes the container at the cursor (an object when `object`, else an array), each
@@ -461,7 +501,7 @@ impl Scalar<'_> {
     /// Whether the token has digits enough for a card number (see `may_hold_pan`).
     fn digits_may_hold_pan(&self) -> bool {
         match self {
-            Scalar::Str(s) => may_hold_pan(s.raw.as_bytes()),
+            Scalar::Str(s) => may_hold_pan(s.raw().as_bytes()),
             Scalar::Number(n) => may_hold_pan(n.as_bytes()),
             Scalar::Bool(_) | Scalar::Null => false,
         }
