@@ -67,9 +67,10 @@ pub enum Shape {
     Array(Box<Projection>),
 }
 
-/// An object's declared members, sorted by name. Names are kept apart from their plans
-/// so that a lookup scans names by length (held in the reference, no memory touched) and
-/// compares text only on equal lengths; objects are small, and this beats a map's search.
+/// An object's declared members, sorted by name. At request time a name is looked up by
+/// scanning a compact table of lengths and first-eight-byte words, kept apart from the
+/// plans: objects are small, and this beats a map's search, which compares text at every
+/// step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Members {
     names: Vec<Box<str>>,
@@ -108,7 +109,11 @@ impl Members {
     /// Adds or replaces the plan for `name`.
     pub fn insert(&mut self, name: String, plan: Projection) {
         match self.index(&name) {
-            Ok(i) => self.plans[i] = plan,
+            Ok(i) => {
+                if let Some(slot) = self.plans.get_mut(i) {
+                    *slot = plan;
+                }
+            }
             Err(i) => {
                 self.plain &= !name.contains('\\');
                 self.heads.insert(i, (name.len(), head(name.as_bytes())));
