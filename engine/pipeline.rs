@@ -437,8 +437,16 @@ impl Pipeline {
         //    its schema declares, masked as the partner's profile says (plans compiled per
         //    profile), and an error only a problem's title, status and detail; then
         //    lifecycle headers.
+        // An answer read whole may pause between chunks as long as its head could take.
+        let answer_idle = match target {
+            Target::Upstream(index) => self
+                .upstreams
+                .get(*index)
+                .map_or(limits.body_read_timeout, |u| u.timeout),
+            Target::Mock(_) => limits.body_read_timeout,
+        };
         if let (Target::Upstream(_), Some(legacy)) = (target, &route.legacy) {
-            response = legacy.decode_response(response, &route.id).await?;
+            response = legacy.decode_response(response, &route.id, answer_idle).await?;
         }
         if let (Target::Upstream(_), Some(plan)) = (target, route.response_plan(partner.masking)) {
             let audience = Audience {
@@ -448,7 +456,7 @@ impl Pipeline {
                 key: partner.mask_key.as_ref(),
                 vault: &stores.token_vault,
             };
-            response = project(response, plan, &audience, route, stores).await?;
+            response = project(response, plan, &audience, route, stores, answer_idle).await?;
             crate::state::tokens::share(stores).await;
         }
         for (name, value) in &product.lifecycle_headers {
@@ -466,6 +474,7 @@ impl Pipeline {
                 partner: &partner.id,
                 interaction_id,
                 request_amount,
+                answer_idle,
             };
             response = meter.meter(call, response).await?;
         }
@@ -664,10 +673,6 @@ impl Pipeline {
     }
 }
 
-/// Largest upstream response body projected; larger ones are refused rather than streamed
-/// unchecked.
-const MAX_PROJECTED_BYTES: usize = 8 * 1024 * 1024;
-
 /// What the core's own error answers may carry to a partner: the RFC 9457 members that
 /// explain the error. `type` and `instance` are dropped: the core's URIs name its hosts.
 static ERROR_PLAN: std::sync::LazyLock<Projection> = std::sync::LazyLock::new(|| {
@@ -687,6 +692,7 @@ async fn project(
     audience: &Audience<'_>,
     route: &RoutePlan,
     stores: &Stores,
+    idle: Duration,
 ) -> Result<Response<Body>, Problem> {
     let success = response.status().is_success();
     let plan = if success { plan } else { &ERROR_PLAN };
@@ -694,7 +700,7 @@ async fn project(
     if http_body::Body::is_end_stream(&body) {
         return Ok(Response::from_parts(parts, body));
     }
-    let projected = match project_body(&parts, body, plan, audience, route, stores).await {
+    let projected = match project_body(&parts, body, plan, audience, route, stores, idle).await {
         Ok(projected) => projected,
         Err(problem) if success => return Err(problem),
         Err(_) => {
@@ -718,6 +724,7 @@ async fn project_body(
     audience: &Audience<'_>,
     route: &RoutePlan,
     stores: &Stores,
+    idle: Duration,
 ) -> Result<Vec<u8>, Problem> {
     let success = parts.status.is_success();
     if !validate::is_json(parts.headers.get(header::CONTENT_TYPE)) {
@@ -726,33 +733,17 @@ async fn project_body(
         }
         return Err(Problem::BadUpstreamResponse);
     }
-    let mut body = body;
-    // A body that arrives in one frame (most do) is read where it is; more are joined.
-    let (mut single, mut joined, mut total) = (None::<bytes::Bytes>, Vec::new(), 0);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| Problem::BadUpstreamResponse)?;
-        if let Ok(data) = frame.into_data() {
-            total += data.len();
-            if total > MAX_PROJECTED_BYTES {
-                tracing::warn!(route = %route.id, "upstream response too large to project");
-                return Err(Problem::BadUpstreamResponse);
-            }
-            if single.is_none() && joined.is_empty() {
-                single = Some(data);
-            } else {
-                if let Some(first) = single.take() {
-                    joined.extend_from_slice(&first);
-                }
-                joined.extend_from_slice(&data);
-            }
+    let bytes = crate::body::read_answer(body, idle).await.map_err(|fault| {
+        if success {
+            tracing::warn!(route = %route.id, ?fault, "upstream response not read whole for projection");
         }
-    }
-    let bytes: &[u8] = single.as_deref().unwrap_or(&joined);
+        Problem::BadUpstreamResponse
+    })?;
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
     let mut projected = Vec::with_capacity(bytes.len());
-    let effect = plan.project(bytes, audience, &mut projected).map_err(|error| {
+    let effect = plan.project(&bytes, audience, &mut projected).map_err(|error| {
         if success {
             tracing::warn!(route = %route.id, %error, "upstream answered with malformed JSON");
         }

@@ -489,6 +489,14 @@ impl TokenVault {
     }
 }
 
+/// Whether `text` could be a card token. A card number (13 to 19 digits passing the Luhn
+/// check) cannot: `derive_token` never issues one. So a card number a partner sends is never
+/// looked up, or sent, anywhere as a token.
+pub fn may_be_token(text: &str) -> bool {
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    !(PAN_DIGITS.contains(&digits) && luhn_valid(text.as_bytes()))
+}
+
 fn derive_token(key: &PartnerKey, text: &str, counter: u32) -> String {
     let tag = key.tag("token", text, counter);
     let mut stream = tag.as_ref().iter().cycle();
@@ -672,6 +680,8 @@ mod tests {
             assert_eq!(vault.tokenize("acme", &k, pan), token, "stable");
             assert_eq!(vault.detokenize("acme", &token).as_deref(), Some(pan));
             assert_eq!(vault.detokenize("other", &token), None, "tokens are per partner");
+            assert!(may_be_token(&token));
+            assert!(!may_be_token(pan), "a card number is never taken for a token");
         }
         // Derived, not random: a fresh vault (a restart) gives the same token.
         let again = TokenVault::default().tokenize("acme", &k, "4111111111111111");

@@ -144,6 +144,41 @@ where
     }
 }
 
+/// The largest upstream answer read whole (legacy decoding, projection, a revenue amount in
+/// the response); a larger one is refused rather than passed on unchecked.
+pub const MAX_ANSWER_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Reads an upstream answer's body whole for a phase that must see all of it: at most
+/// `MAX_ANSWER_BYTES`, pausing no longer than `idle` between chunks. A body that arrives in
+/// one chunk (most do) is returned as it is, not copied. (`read_all` serves request
+/// bodies; over a boxed body its generic bounds defeat the serving future's `Send` proof.)
+pub async fn read_answer(mut body: Body, idle: Duration) -> Result<Bytes, BodyFault> {
+    let (mut single, mut joined, mut total) = (None::<Bytes>, Vec::new(), 0u64);
+    loop {
+        // The timer only starts when a chunk is not already there.
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyFault::TooSlow),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyFault::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len() as u64;
+        if total > MAX_ANSWER_BYTES {
+            return Err(BodyFault::TooLarge);
+        }
+        if single.is_none() && joined.is_empty() {
+            single = Some(data);
+        } else {
+            if let Some(first) = single.take() {
+                joined.extend_from_slice(&first);
+            }
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(single.unwrap_or_else(|| Bytes::from(joined)))
+}
+
 /// Reads a whole body under the size limit and idle timeout, for phases that must see all
 /// of it (validation, transformation).
 pub async fn read_all<B>(body: B, limit: u64, idle: Duration) -> Result<Bytes, BodyFault>
@@ -217,6 +252,32 @@ mod tests {
         );
         assert!(body.collect().await.is_err());
         assert_eq!(verdict.fault(), Some(BodyFault::TooLarge));
+    }
+
+    fn boxed(body: Chunks) -> Body {
+        body.map_err(|never| match never {}).boxed_unsync()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_are_read_whole_one_chunk_in_place_and_within_bounds() {
+        static ONE: &[u8] = b"{\"a\":1}";
+        let one = read_answer(boxed(chunks(&[ONE], false)), Duration::from_secs(2)).await;
+        assert_eq!(
+            one.as_deref().map(<[u8]>::as_ptr),
+            Ok(ONE.as_ptr()),
+            "one chunk is not copied"
+        );
+        let joined = read_answer(boxed(chunks(&[b"ab", b"", b"cd"], false)), Duration::from_secs(2)).await;
+        assert_eq!(joined.as_deref(), Ok(&b"abcd"[..]));
+
+        let stalled = read_answer(boxed(chunks(&[b"ab"], true)), Duration::from_secs(2)).await;
+        assert_eq!(stalled, Err(BodyFault::TooSlow));
+
+        let half: &'static [u8] = Box::leak(vec![b' '; (MAX_ANSWER_BYTES / 2) as usize].into_boxed_slice());
+        let at_limit = read_answer(boxed(chunks(&[half, half], false)), Duration::from_secs(2)).await;
+        assert_eq!(at_limit.map(|b| b.len() as u64), Ok(MAX_ANSWER_BYTES));
+        let over = read_answer(boxed(chunks(&[half, half, b"x"], false)), Duration::from_secs(2)).await;
+        assert_eq!(over, Err(BodyFault::TooLarge));
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,7 +15,9 @@
 //! what it drops, and rewriting only the scalars a mask changes.
 
 use super::json::{write_string, Malformed, RawStr, Reader, Scalar};
-use super::masking::{mask_digits, may_hold_pan, partial, scrub_pans, Action, PartnerKey, Rule, TokenVault};
+use super::masking::{
+    mask_digits, may_be_token, may_hold_pan, partial, scrub_pans, Action, PartnerKey, Rule, TokenVault,
+};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -593,8 +595,9 @@ impl Projection {
     }
 
     /// Replaces card tokens `partner` was given, in `pci-pan` values, with the card
-    /// numbers behind them. Returns how many were replaced, and the `pci-pan` values the
-    /// vault does not know (card numbers, or tokens another instance issued).
+    /// numbers behind them. Returns how many were replaced, and the values the vault does
+    /// not know that could be tokens (another instance's), for the shared vault; card
+    /// numbers are never among them, so they never leave for a lookup elsewhere.
     pub fn detokenize(&self, value: &mut Value, partner: &str, vault: &TokenVault) -> (u64, Vec<String>) {
         let mut replaced = 0;
         let mut unknown = Vec::new();
@@ -603,7 +606,8 @@ impl Projection {
                 *text = number;
                 replaced += 1;
             }
-            None => unknown.push(text.clone()),
+            None if may_be_token(text) => unknown.push(text.clone()),
+            None => {}
         });
         (replaced, unknown)
     }
@@ -902,6 +906,25 @@ mod tests {
             json!({"pan": "4111 1111 1111 1111", "cards": [{"number": "5355220000001234"}]})
         );
         assert_eq!((effect.sad_removed, effect.pans_masked), (2, 0));
+    }
+
+    #[test]
+    fn only_what_could_be_a_token_is_left_for_the_shared_vault() {
+        let schema = json!({"type": "object", "properties": {"cards": {"type": "array", "items": {
+            "type": "string", "x-data-class": "pci-pan"
+        }}}});
+        let plan = Projection::from_schema(&schema, &schema);
+        let key = PartnerKey::derive(&[9; 32], "acme");
+        let vault = TokenVault::default();
+        let ours = vault.tokenize("acme", &key, "5355220000001234");
+        let theirs = TokenVault::default().tokenize("acme", &PartnerKey::derive(&[8; 32], "acme"), "4000056655665556");
+        let mut value = json!({"cards": [ours, "4111111111111111", theirs]});
+        let (replaced, unknown) = plan.detokenize(&mut value, "acme", &vault);
+        assert_eq!(replaced, 1);
+        assert_eq!(value["cards"][0], "5355220000001234");
+        // The card number the partner sent itself is not a candidate: it is never sent to
+        // the shared vault as a token to look up.
+        assert_eq!(unknown, vec![theirs]);
     }
 
     #[test]

@@ -6,11 +6,7 @@ use crate::body::Body;
 use crate::problem::{Problem, Violation};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
-use http_body_util::BodyExt;
 use std::sync::Arc;
-
-/// Largest legacy answer read; larger ones are refused rather than decoded.
-const MAX_RECORD_BYTES: usize = 8 * 1024 * 1024;
 
 const SOAP_ACTION: HeaderName = HeaderName::from_static("soapaction");
 
@@ -68,7 +64,12 @@ impl RouteCodec {
     /// SOAP fault, is a 502 for the partner and one warning for the platform team; the
     /// core's bytes and fault text are never passed on. A non-2xx answer keeps its status
     /// but loses its body, which is in the core's format, not JSON.
-    pub async fn decode_response(&self, response: Response<Body>, route: &str) -> Result<Response<Body>, Problem> {
+    pub async fn decode_response(
+        &self,
+        response: Response<Body>,
+        route: &str,
+        idle: std::time::Duration,
+    ) -> Result<Response<Body>, Problem> {
         let Some(codec) = &self.response else {
             return Ok(response);
         };
@@ -81,18 +82,10 @@ impl RouteCodec {
             parts.headers.remove(header::CONTENT_LENGTH);
             return Ok(Response::from_parts(parts, crate::body::empty()));
         }
-        let mut body = body;
-        let mut bytes: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|_| Problem::BadUpstreamResponse)?;
-            if let Ok(data) = frame.into_data() {
-                if bytes.len() + data.len() > MAX_RECORD_BYTES {
-                    tracing::warn!(route, layout = %codec.name, "upstream legacy answer too large to decode");
-                    return Err(Problem::BadUpstreamResponse);
-                }
-                bytes.extend_from_slice(&data);
-            }
-        }
+        let bytes = crate::body::read_answer(body, idle).await.map_err(|fault| {
+            tracing::warn!(route, layout = %codec.name, ?fault, "upstream legacy answer not read whole");
+            Problem::BadUpstreamResponse
+        })?;
         if bytes.is_empty() && !fault_status {
             return Ok(Response::from_parts(parts, crate::body::empty()));
         }

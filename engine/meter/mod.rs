@@ -375,10 +375,9 @@ pub struct Call<'a> {
     pub interaction_id: &'a http::HeaderValue,
     /// The revenue amount read from the validated request body, if the route reads one.
     pub request_amount: Option<Decimal>,
+    /// How long reading the answer whole may pause between chunks.
+    pub answer_idle: std::time::Duration,
 }
-
-/// Largest response body read for a response-side revenue amount.
-const MAX_AMOUNT_BODY: usize = 8 * 1024 * 1024;
 
 impl Meter {
     /// Phase 10: when the answer's status emits the route's event, hands one record to the
@@ -394,7 +393,7 @@ impl Meter {
             return Ok(response);
         }
         let (response, revenue_amount) = match call.billing.amount_on(AmountSide::Response) {
-            Some(path) => response_amount(response, path).await?,
+            Some(path) => response_amount(response, path, call.answer_idle).await?,
             None => (response, call.request_amount),
         };
         self.record(UsageRecord {
@@ -419,19 +418,12 @@ impl Meter {
 async fn response_amount(
     response: http::Response<crate::body::Body>,
     path: &AmountPath,
+    idle: std::time::Duration,
 ) -> Result<(http::Response<crate::body::Body>, Option<Decimal>), crate::problem::Problem> {
-    use http_body_util::BodyExt;
-    let (parts, mut body) = response.into_parts();
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| crate::problem::Problem::BadUpstreamResponse)?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > MAX_AMOUNT_BODY {
-                return Err(crate::problem::Problem::BadUpstreamResponse);
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
+    let (parts, body) = response.into_parts();
+    let bytes = crate::body::read_answer(body, idle)
+        .await
+        .map_err(|_| crate::problem::Problem::BadUpstreamResponse)?;
     let amount = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|value| path.read(&value));
