@@ -174,9 +174,20 @@ impl<'a> Reader<'a> {
     /// the closing brace (consumed too). `first` tracks whether a comma is due.
     #[inline]
     pub fn member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Malformed> {
+        if self.next_member(first)? {
+            self.name().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Moves to the next member's name in the object just entered: `false` at the closing
+    /// brace (consumed). The name is then read with `name` or `name_if`.
+    #[inline]
+    pub fn next_member(&mut self, first: &mut bool) -> Result<bool, Malformed> {
         if self.peek()? == b'}' {
             self.leave();
-            return Ok(None);
+            return Ok(false);
         }
         if !*first {
             self.eat(b',')?;
@@ -184,13 +195,43 @@ impl<'a> Reader<'a> {
         *first = false;
         self.skip_whitespace();
         self.name_at = self.pos;
+        Ok(true)
+    }
+
+    /// Reads the member name at the cursor, and its `:`.
+    #[inline]
+    pub fn name(&mut self) -> Result<RawStr<'a>, Malformed> {
         let name = self.string()?;
+        self.colon()?;
+        Ok(name)
+    }
+
+    /// Reads the member name at the cursor, and its `:`, if it is written exactly as
+    /// `quoted` (quotes included), which holds no quote, backslash or control character:
+    /// then those bytes are the whole token, and it need not be scanned. Reads nothing
+    /// otherwise.
+    #[inline]
+    pub fn name_if(&mut self, quoted: &[u8]) -> Result<Option<RawStr<'a>>, Malformed> {
+        let end = self.pos + quoted.len();
+        if quoted.len() < 2 || self.bytes().get(self.pos..end) != Some(quoted) {
+            return Ok(None);
+        }
+        let name = RawStr {
+            quoted: self.text.get(self.pos..end).unwrap_or_default(),
+        };
+        self.pos = end;
+        self.colon()?;
+        Ok(Some(name))
+    }
+
+    #[inline]
+    fn colon(&mut self) -> Result<(), Malformed> {
         if self.bytes().get(self.pos) == Some(&b':') {
             self.pos += 1;
+            Ok(())
         } else {
-            self.eat(b':')?;
+            self.eat(b':')
         }
-        Ok(Some(name))
     }
 
     /// The cursor's offset in the document.

@@ -145,23 +145,48 @@ impl PartnerKey {
 
     /// The keyed hash of `text`: 128 bits, base64url.
     pub fn hash(&self, text: &str) -> String {
+        let mut encoded = [0u8; HASH_LEN];
+        let written = self.hash_into(text, &mut encoded);
+        String::from_utf8_lossy(written).into_owned()
+    }
+
+    /// `hash` into a buffer, without allocating: this runs for every hashed field of every
+    /// response.
+    pub fn hash_into<'b>(&self, text: &str, encoded: &'b mut [u8; HASH_LEN]) -> &'b [u8] {
         use base64::Engine;
         let tag = self.tag("hash", text, 0);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref().get(..16).unwrap_or_default())
+        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(tag.as_ref().get(..16).unwrap_or_default(), encoded)
+            .unwrap_or(0);
+        encoded.get(..written).unwrap_or_default()
     }
 }
+
+/// The length of a keyed hash: 16 bytes in unpadded base64url.
+pub const HASH_LEN: usize = 22;
 
 /// Keeps the first `first` and last `last` characters; the rest become `*`. A value too
 /// short to hide anything that way is hidden whole.
 pub fn partial(text: &str, first: usize, last: usize) -> String {
+    let (kept, hidden, tail) = partial_parts(text, first, last);
+    [kept, &"*".repeat(hidden), tail].concat()
+}
+
+/// What `partial` keeps of `text`: its head, how many characters are hidden after it, and
+/// its tail.
+pub fn partial_parts(text: &str, first: usize, last: usize) -> (&str, usize, &str) {
     let count = text.chars().count();
-    if first + last >= count {
-        return "*".repeat(count);
-    }
-    text.chars()
-        .enumerate()
-        .map(|(i, c)| if i < first || i >= count - last { c } else { '*' })
-        .collect()
+    let (first, last) = if first + last >= count { (0, 0) } else { (first, last) };
+    let head_end = text.char_indices().nth(first).map_or(text.len(), |(at, _)| at);
+    let tail_start = match last {
+        0 => text.len(),
+        _ => text.char_indices().nth_back(last - 1).map_or(0, |(at, _)| at),
+    };
+    (
+        text.get(..head_end).unwrap_or_default(),
+        count - first - last,
+        text.get(tail_start..).unwrap_or_default(),
+    )
 }
 
 /// Masks the digits of `text` beyond the first `first` and last `last`. Non-digits

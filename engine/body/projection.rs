@@ -16,7 +16,8 @@
 
 use super::json::{write_string, Malformed, RawStr, Reader, Scalar};
 use super::masking::{
-    mask_digits, may_be_token, may_hold_pan, partial, scrub_pans, Action, PartnerKey, Rule, TokenVault,
+    mask_digits, may_be_token, may_hold_pan, partial, partial_parts, scrub_pans, Action, PartnerKey, Rule, TokenVault,
+    HASH_LEN,
 };
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -69,10 +70,12 @@ pub enum Shape {
     Array(Box<Projection>),
 }
 
-/// An object's declared members, sorted by name. At request time a name is looked up by
-/// scanning a compact table of lengths and first-eight-byte words, kept apart from the
-/// plans: objects are small, and this beats a map's search, which compares text at every
-/// step.
+/// An object's declared members, sorted by name. At request time a name is first compared,
+/// as bytes, with the member expected next in declaration order (cores write their members
+/// in a stable order, most often the schema's), so most names are matched without being
+/// scanned. Otherwise it is read and looked up in a compact table of lengths and
+/// first-eight-byte words, kept apart from the plans: objects are small, and this beats a
+/// map's search, which compares text at every step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Members {
     names: Vec<Box<str>>,
@@ -82,6 +85,13 @@ pub struct Members {
     plans: Vec<Projection>,
     /// No name holds a backslash, so a name read without escapes can be compared as written.
     plain: bool,
+    /// The sorted indexes in the order the members were declared.
+    order: Vec<usize>,
+    /// Per sorted index, its place in `order`.
+    rank: Vec<usize>,
+    /// Per place in `order`, the name as a document writes it when it needs no escape,
+    /// quotes included; empty for a name that does.
+    quoted: Vec<Box<[u8]>>,
 }
 
 impl Members {
@@ -118,18 +128,41 @@ impl Members {
             }
             Err(i) => {
                 self.plain &= !name.contains('\\');
+                for at in self.order.iter_mut().filter(|at| **at >= i) {
+                    *at += 1;
+                }
+                self.order.push(i);
+                self.quoted.push(quote(&name));
                 self.heads.insert(i, (name.len(), head(name.as_bytes())));
                 self.names.insert(i, name.into_boxed_str());
                 self.plans.insert(i, plan);
+                self.rank_again();
             }
         }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Projection> {
         let i = self.index(name).ok()?;
+        if let Some(&place) = self.rank.get(i) {
+            self.order.remove(place);
+            self.quoted.remove(place);
+        }
+        for at in self.order.iter_mut().filter(|at| **at > i) {
+            *at -= 1;
+        }
         self.names.remove(i);
         self.heads.remove(i);
+        self.rank_again();
         Some(self.plans.remove(i))
+    }
+
+    fn rank_again(&mut self) {
+        self.rank = vec![0; self.order.len()];
+        for (place, &i) in self.order.iter().enumerate() {
+            if let Some(rank) = self.rank.get_mut(i) {
+                *rank = place;
+            }
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -144,24 +177,57 @@ impl Members {
         self.keys().zip(self.values())
     }
 
-    /// The plan for the member named `name` in a document (request time). A name without
-    /// escapes is its own text, compared as written; one with escapes is resolved first.
+    /// Reads the name of the member at the reader's cursor (after `Reader::next_member`)
+    /// and finds its plan, `None` for an undeclared member. `next` is the place, in
+    /// declaration order, of the member expected next; start it at 0 for each object.
     #[inline]
-    fn find(&self, name: RawStr) -> Option<&Projection> {
+    fn read_name<'a>(
+        &self,
+        reader: &mut Reader<'a>,
+        next: &mut usize,
+    ) -> Result<(RawStr<'a>, Option<&Projection>), Malformed> {
+        if let Some(quoted) = self.quoted.get(*next) {
+            if let Some(name) = reader.name_if(quoted)? {
+                let plan = self.order.get(*next).and_then(|&i| self.plans.get(i));
+                *next += 1;
+                return Ok((name, plan));
+            }
+        }
+        let name = reader.name()?;
+        let found = self.find(name);
+        if let Some(&place) = found.and_then(|i| self.rank.get(i)) {
+            *next = place + 1;
+        }
+        Ok((name, found.and_then(|i| self.plans.get(i))))
+    }
+
+    /// The index of the member named `name` in a document. A name without escapes is its
+    /// own text, compared as written; one with escapes is resolved first.
+    #[inline]
+    fn find(&self, name: RawStr) -> Option<usize> {
         let raw = name.raw();
         if self.plain && self.names.len() <= Self::SCAN {
             let (len, first) = (raw.len(), head(raw.as_bytes()));
             for (i, &(n, h)) in self.heads.iter().enumerate() {
                 if n == len && h == first && (len <= 8 || self.names.get(i)?.get(8..) == raw.get(8..)) {
-                    return self.plans.get(i);
+                    return Some(i);
                 }
             }
             if !raw.contains('\\') {
                 return None;
             }
         }
-        self.get(&name.text())
+        self.index(&name.text()).ok()
     }
+}
+
+/// `name` as a document writes it, quotes included, when it needs no escape; empty when it
+/// does (such a name is always read and resolved).
+fn quote(name: &str) -> Box<[u8]> {
+    if name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return Box::default();
+    }
+    [b"\"", name.as_bytes(), b"\""].concat().into_boxed_slice()
 }
 
 /// The first eight bytes of `text` as a word, zero-padded.
@@ -182,6 +248,9 @@ impl Default for Members {
             heads: Vec::new(),
             plans: Vec::new(),
             plain: true,
+            order: Vec::new(),
+            rank: Vec::new(),
+            quoted: Vec::new(),
         }
     }
 }
@@ -319,9 +388,10 @@ impl Projection {
             (b'{', Shape::Object(members)) => {
                 reader.enter()?;
                 out.push(b'{');
-                let mut separator = false;
-                while let Some(name) = reader.member(&mut first)? {
-                    match members.find(name) {
+                let (mut separator, mut next) = (false, 0);
+                while reader.next_member(&mut first)? {
+                    let (name, plan) = members.read_name(reader, &mut next)?;
+                    match plan {
                         None => {
                             reader.value()?;
                             effect.undeclared += 1;
@@ -477,6 +547,14 @@ impl Projection {
                 effect.pans_caught += 1;
             }
         }
+        if !changed && !masks_pan {
+            if let (Some(rule), Cow::Borrowed(plain)) = (rule, &text) {
+                if let Some(masked) = mask_plain(&rule.action, plain, audience, out) {
+                    effect.masked += u64::from(masked);
+                    return;
+                }
+            }
+        }
         let neutralised = match rule {
             Some(rule) => {
                 if let Some(masked) = mask_text(&rule.action, &text, audience).filter(|m| *m != text) {
@@ -513,6 +591,36 @@ impl Scalar<'_> {
             Scalar::Bool(_) | Scalar::Null => false,
         }
     }
+}
+
+/// The common masked value, written straight to `out` as a JSON string: a partial or keyed
+/// hash of `plain`, a value's text as written, which needs no escape (a string read without
+/// escapes, or a number). Returns whether the text changed, or `None` (nothing written) for
+/// the other actions, which go through `mask_text`.
+#[inline]
+fn mask_plain(action: &Action, plain: &str, audience: &Audience, out: &mut Vec<u8>) -> Option<bool> {
+    let changed = match (action, audience.key) {
+        (Action::Partial { first, last }, _) => {
+            let (head, hidden, tail) = partial_parts(plain, *first, *last);
+            out.push(b'"');
+            out.extend_from_slice(head.as_bytes());
+            out.resize(out.len() + hidden, b'*');
+            out.extend_from_slice(tail.as_bytes());
+            // The head and the tail never overlap: what lies between them was hidden.
+            let gone = plain.get(head.len()..plain.len().saturating_sub(tail.len()));
+            gone.is_some_and(|gone| gone.bytes().any(|b| b != b'*'))
+        }
+        (Action::Hash, Some(key)) => {
+            let mut encoded = [0u8; HASH_LEN];
+            let hash = key.hash_into(plain, &mut encoded);
+            out.push(b'"');
+            out.extend_from_slice(hash);
+            hash != plain.as_bytes()
+        }
+        _ => return None,
+    };
+    out.push(b'"');
+    Some(changed)
 }
 
 /// What a scalar action (pan, partial, hash, tokenize) makes of a value's text; `None` for
@@ -994,6 +1102,79 @@ mod tests {
             .expect("well-formed");
         assert_eq!(out, br#"{"field_07":7,"field_3\u0039":39}"#);
         assert_eq!(effect.undeclared, 1);
+    }
+
+    #[test]
+    fn members_in_any_order_match_as_they_do_in_declaration_order() {
+        // Declared z, a, m: the name expected next is compared as bytes; any other order,
+        // an undeclared member between, an escaped spelling of the expected name or a name
+        // that only starts like it must all end the same way.
+        let schema = json!({"type": "object", "properties": {"z": {}, "a": {}, "am": {}, "m\"q": {}}});
+        let plan = Projection::from_schema(&schema, &schema);
+        let cases: [(&[u8], &[u8]); 6] = [
+            (br#"{"z":1,"a":2,"am":3}"#, br#"{"z":1,"a":2,"am":3}"#),
+            (br#"{"am":3,"a":2,"z":1}"#, br#"{"am":3,"a":2,"z":1}"#),
+            (br#"{"z":1,"x":0,"a":2,"y":0,"am":3}"#, br#"{"z":1,"a":2,"am":3}"#),
+            (br#"{"z":1,"a":2,"am":3}"#, br#"{"z":1,"a":2,"am":3}"#),
+            (br#"{"z":1,"ab":9,"amm":9,"am" : 3}"#, br#"{"z":1,"am":3}"#),
+            (br#"{"m\"q":4,"z":1}"#, br#"{"m\"q":4,"z":1}"#),
+        ];
+        for (input, expected) in cases {
+            let mut out = Vec::new();
+            plan.project(input, &audience(true), &mut out).expect("well-formed");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(expected),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // A name that matches up to its closing quote but has no colon is malformed.
+        let mut out = Vec::new();
+        assert!(plan.project(br#"{"z" 1}"#, &audience(true), &mut out).is_err());
+
+        // The order survives removing and replacing members (the compiler does both).
+        let mut members: Members = ["c", "a", "b"]
+            .into_iter()
+            .map(|name| (name.to_string(), Projection::keep()))
+            .collect();
+        members.remove("a");
+        members.insert("d".to_string(), Projection::keep());
+        members.insert("c".to_string(), Projection::keep());
+        let declared: Vec<&str> = members
+            .order
+            .iter()
+            .filter_map(|&i| members.names.get(i))
+            .map(|n| &**n)
+            .collect();
+        assert_eq!(declared, ["c", "b", "d"]);
+        for (place, &i) in members.order.iter().enumerate() {
+            assert_eq!(members.rank[i], place);
+            assert_eq!(&*members.quoted[place], format!("\"{}\"", members.names[i]).as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        /// The direct writer of partial and hash masks writes what masking the text and
+        /// writing the result as a JSON string would, and says when that changed it.
+        #[test]
+        fn plain_masks_are_written_as_the_general_path_writes_them(
+            text in "[a-zA-Z0-9 *é€-]{0,12}",
+            first in 0usize..5,
+            last in 0usize..5,
+        ) {
+            let key = PartnerKey::derive(&[3; 32], "acme");
+            let audience = Audience { key: Some(&key), ..audience(false) };
+            for action in [Action::Partial { first, last }, Action::Hash] {
+                let mut direct = Vec::new();
+                let changed = mask_plain(&action, &text, &audience, &mut direct);
+                let masked = mask_text(&action, &text, &audience).expect("a scalar action");
+                let mut general = Vec::new();
+                write_string(&mut general, &masked);
+                proptest::prop_assert_eq!(&direct, &general);
+                proptest::prop_assert_eq!(changed, Some(masked != text));
+            }
+        }
     }
 
     #[test]
