@@ -437,14 +437,7 @@ impl Pipeline {
         //    its schema declares, masked as the partner's profile says (plans compiled per
         //    profile), and an error only a problem's title, status and detail; then
         //    lifecycle headers.
-        // An answer read whole may pause between chunks as long as its head could take.
-        let answer_idle = match target {
-            Target::Upstream(index) => self
-                .upstreams
-                .get(*index)
-                .map_or(limits.body_read_timeout, |u| u.timeout),
-            Target::Mock(_) => limits.body_read_timeout,
-        };
+        let answer_idle = self.answer_idle(outcome.upstream);
         if let (Target::Upstream(_), Some(legacy)) = (target, &route.legacy) {
             response = legacy.decode_response(response, &route.id, answer_idle).await?;
         }
@@ -587,6 +580,16 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The longest pause between chunks of an answer read whole: as long as its head could
+    /// take from the upstream that sent it (the body read timeout for a mocked answer).
+    fn answer_idle(&self, upstream: Option<usize>) -> Duration {
+        upstream
+            .and_then(|u| self.upstreams.get(u))
+            .map_or(self.settings.limits.body_read_timeout, |u| u.timeout)
+    }
+}
+
 /// What traffic control hands the upstream call: the stores holding each upstream's
 /// breaker and slots, its protection settings, and the body to replay on a retry.
 struct Call<'a> {
@@ -641,7 +644,8 @@ impl Pipeline {
         use crate::limits::{self, headers as rl, Mode, Now};
         if let Some(ticket) = outcome.idempotency.take() {
             let id = interaction_id.to_str().unwrap_or_default();
-            response = limits::idempotency::finish(stores, ticket, response, outcome.problem, id).await;
+            let idle = self.answer_idle(outcome.upstream);
+            response = limits::idempotency::finish(stores, ticket, response, outcome.problem, id, idle).await;
         }
         let Some(partner) = outcome
             .partner

@@ -205,6 +205,26 @@ async fn a_json_route_answered_with_anything_else_is_a_502() {
 }
 
 #[tokio::test]
+async fn an_answer_that_stalls_after_its_head_is_a_502_not_a_hang() {
+    // The upstream's timeout (400ms) covers the head; the body read for projection may then
+    // pause no longer than that between chunks.
+    let (stalling, _) = stalling_upstream().await;
+    let h = Harness::start_with(false, |dir, _| {
+        dir.write(
+            "policies/gateway.toml",
+            &gateway_toml(&format!("http://{stalling}"), ""),
+        );
+    })
+    .await;
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), h.client.get(PROD, "/v1/accounts"))
+        .await
+        .expect("the gateway answers a stalled upstream instead of waiting for it");
+    reply.assert_problem(502, "bad-upstream-response");
+    assert!(!String::from_utf8_lossy(&reply.body).contains("4111"));
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_cores_error_answers_keep_their_status_and_lose_their_internals() {
     let h = projection_harness("/core-refusal").await;
     let reply = h.client.get(PROD, "/v1/accounts").await;

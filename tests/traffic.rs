@@ -605,6 +605,38 @@ async fn idempotency_replays_refuses_other_bodies_and_requires_a_key() {
 }
 
 #[tokio::test]
+async fn an_idempotent_answer_that_stalls_is_stored_and_replayed_as_a_502() {
+    // The answer is read whole to be stored; a body that stalls after its head must end the
+    // call (within the upstream's 400ms timeout between chunks), not hold it and the key.
+    let (stalling, answered) = stalling_upstream().await;
+    let h = Harness::start_with(false, |dir, _| {
+        dir.write(
+            "policies/gateway.toml",
+            &gateway_toml(&format!("http://{stalling}"), ""),
+        );
+        dir.write("catalogue/payments/payments.toml", PAYMENTS_TOML);
+        grant(dir, "payments");
+    })
+    .await;
+    let call = || pay(&h.client, "/v1/payments", "idempotency-key", "\"k-stall\"", "{}");
+    let first = tokio::time::timeout(Duration::from_secs(10), call())
+        .await
+        .expect("the gateway answers a stalled upstream instead of waiting for it");
+    first.assert_problem(502, "bad-upstream-response");
+    assert!(!String::from_utf8_lossy(&first.body).contains("4111"));
+    let again = call().await;
+    assert_eq!(again.status, 502);
+    assert_eq!(again.body, first.body, "the stored refusal, byte for byte");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        answered.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the core was called once"
+    );
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_duplicate_in_flight_is_refused_and_the_core_runs_once() {
     let h = payments_harness().await;
     let client = h.client.clone();

@@ -152,7 +152,13 @@ pub const MAX_ANSWER_BYTES: u64 = 8 * 1024 * 1024;
 /// `MAX_ANSWER_BYTES`, pausing no longer than `idle` between chunks. A body that arrives in
 /// one chunk (most do) is returned as it is, not copied. (`read_all` serves request
 /// bodies; over a boxed body its generic bounds defeat the serving future's `Send` proof.)
-pub async fn read_answer(mut body: Body, idle: Duration) -> Result<Bytes, BodyFault> {
+pub async fn read_answer(body: Body, idle: Duration) -> Result<Bytes, BodyFault> {
+    read_answer_within(body, MAX_ANSWER_BYTES, idle).await
+}
+
+/// `read_answer` with another size limit (an idempotent answer is stored, and stored ones
+/// are kept smaller).
+pub async fn read_answer_within(mut body: Body, limit: u64, idle: Duration) -> Result<Bytes, BodyFault> {
     let (mut single, mut joined, mut total) = (None::<Bytes>, Vec::new(), 0u64);
     loop {
         // The timer only starts when a chunk is not already there.
@@ -164,7 +170,7 @@ pub async fn read_answer(mut body: Body, idle: Duration) -> Result<Bytes, BodyFa
         };
         let Ok(data) = frame.into_data() else { continue };
         total += data.len() as u64;
-        if total > MAX_ANSWER_BYTES {
+        if total > limit {
             return Err(BodyFault::TooLarge);
         }
         if single.is_none() && joined.is_empty() {

@@ -235,50 +235,37 @@ pub fn never_sent(problem: Option<&'static str>) -> bool {
     )
 }
 
-/// Completes a call: stores what the partner receives (buffering the body) and returns
-/// it, or releases the key when the call never reached the upstream.
+/// Completes a call: stores what the partner receives (reading the body whole, pausing no
+/// longer than `idle` between chunks) and returns it, or releases the key when the call
+/// never reached the upstream.
 pub async fn finish(
     stores: &Stores,
     ticket: Ticket,
     response: Response<Body>,
     problem: Option<&'static str>,
     interaction_id: &str,
+    idle: Duration,
 ) -> Response<Body> {
     if never_sent(problem) {
         release(stores, &ticket).await;
         return response;
     }
-    let (parts, mut body) = response.into_parts();
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut failed = false;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    if bytes.len() + data.len() > MAX_STORED_BODY {
-                        failed = true;
-                        break;
-                    }
-                    bytes.extend_from_slice(&data);
-                }
-            }
-            Err(_) => {
-                failed = true;
-                break;
-            }
+    let (mut parts, body) = response.into_parts();
+    let body = match crate::body::read_answer_within(body, MAX_STORED_BODY as u64, idle).await {
+        Ok(body) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            body
         }
-    }
-    let response = if failed {
-        // An answer that cannot be stored whole cannot be replayed byte for byte: the
-        // partner gets (and later replays) a 502 instead.
-        Problem::BadUpstreamResponse.to_response(interaction_id)
-    } else {
-        let mut response = Response::from_parts(parts, crate::body::full(bytes));
-        response.headers_mut().remove(header::CONTENT_LENGTH);
-        response
+        Err(fault) => {
+            // An answer that cannot be stored whole cannot be replayed byte for byte: the
+            // partner gets (and later replays) a 502 instead.
+            tracing::warn!(?fault, key = %short_hex(&ticket.scope), "idempotent answer not read whole; a 502 is stored");
+            let refusal = Problem::BadUpstreamResponse.to_response(interaction_id);
+            let body;
+            (parts, body) = refusal.into_parts();
+            body.collect().await.map(|c| c.to_bytes()).unwrap_or_default()
+        }
     };
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let stored = StoredResponse {
         status: parts.status.as_u16(),
         headers: KEPT_HEADERS

@@ -455,6 +455,36 @@ pub async fn garbage_upstream() -> SocketAddr {
     addr
 }
 
+/// An upstream that answers every request with a JSON head and the start of its body (a
+/// card number in it), then stalls: the connection stays open and nothing more comes.
+/// Returns its address and how many requests it has answered.
+pub async fn stalling_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n\
+                          {\"accounts\": [{\"id\": \"ACC-1\", \"pan\": \"4111111111111111\"",
+                    )
+                    .await;
+                // Held open until the gateway gives up and closes it.
+                while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    (addr, answered)
+}
+
 /// An address nothing listens on.
 pub async fn refused_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
