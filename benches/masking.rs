@@ -64,12 +64,12 @@ fn body(target: usize) -> Vec<u8> {
     }
 }
 
-fn rule(action: Action) -> Option<Rule> {
-    Some(Rule {
+fn rule(action: Action) -> Option<Box<Rule>> {
+    Some(Box::new(Rule {
         action,
         unless_scope: None,
         origin: (Arc::from("bench"), 1),
-    })
+    }))
 }
 
 fn member<'a>(plan: &'a mut Projection, path: &[&str]) -> &'a mut Projection {

@@ -54,7 +54,7 @@ pub struct Projection {
     pub class: Option<FieldClass>,
     pub shape: Shape,
     /// The masking rule the partner's profile applies here, if any.
-    pub rule: Option<Rule>,
+    pub rule: Option<Box<Rule>>,
 }
 
 /// The structure a projection keeps.
@@ -63,7 +63,7 @@ pub enum Shape {
     /// Kept as is: scalars, and what the schema explicitly leaves open.
     Keep,
     /// Only these members, each projected in turn.
-    Object(Members),
+    Object(Box<Members>),
     /// Every member (a map with schema-typed values), each projected.
     Map(Box<Projection>),
     /// Every item projected.
@@ -85,13 +85,22 @@ pub struct Members {
     plans: Vec<Projection>,
     /// No name holds a backslash, so a name read without escapes can be compared as written.
     plain: bool,
-    /// The sorted indexes in the order the members were declared.
-    order: Vec<usize>,
-    /// Per sorted index, its place in `order`.
+    /// The members in the order they were declared.
+    expected: Vec<Expected>,
+    /// The names as a document writes them, quotes included, one after another (in
+    /// declaration order): what the member expected next is compared with.
+    written: Vec<u8>,
+    /// Per sorted index, its place in `expected`.
     rank: Vec<usize>,
-    /// Per place in `order`, the name as a document writes it when it needs no escape,
-    /// quotes included; empty for a name that does.
-    quoted: Vec<Box<[u8]>>,
+}
+
+/// A member in declaration order: its name's span in `Members::written` (empty for a name
+/// that needs an escape, which is always read and resolved) and its sorted index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Expected {
+    at: usize,
+    len: usize,
+    index: usize,
 }
 
 impl Members {
@@ -128,38 +137,54 @@ impl Members {
             }
             Err(i) => {
                 self.plain &= !name.contains('\\');
-                for at in self.order.iter_mut().filter(|at| **at >= i) {
+                let mut order = self.order();
+                for at in order.iter_mut().filter(|at| **at >= i) {
                     *at += 1;
                 }
-                self.order.push(i);
-                self.quoted.push(quote(&name));
+                order.push(i);
                 self.heads.insert(i, (name.len(), head(name.as_bytes())));
                 self.names.insert(i, name.into_boxed_str());
                 self.plans.insert(i, plan);
-                self.rank_again();
+                self.lay_out(order);
             }
         }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Projection> {
         let i = self.index(name).ok()?;
-        if let Some(&place) = self.rank.get(i) {
-            self.order.remove(place);
-            self.quoted.remove(place);
-        }
-        for at in self.order.iter_mut().filter(|at| **at > i) {
+        let mut order = self.order();
+        order.retain(|&at| at != i);
+        for at in order.iter_mut().filter(|at| **at > i) {
             *at -= 1;
         }
         self.names.remove(i);
         self.heads.remove(i);
-        self.rank_again();
-        Some(self.plans.remove(i))
+        let plan = self.plans.remove(i);
+        self.lay_out(order);
+        Some(plan)
     }
 
-    fn rank_again(&mut self) {
-        self.rank = vec![0; self.order.len()];
-        for (place, &i) in self.order.iter().enumerate() {
-            if let Some(rank) = self.rank.get_mut(i) {
+    /// The sorted indexes in declaration order.
+    fn order(&self) -> Vec<usize> {
+        self.expected.iter().map(|e| e.index).collect()
+    }
+
+    /// Rebuilds the declaration-order tables from `order` (sorted indexes), after the
+    /// sorted ones changed.
+    fn lay_out(&mut self, order: Vec<usize>) {
+        self.written.clear();
+        self.expected.clear();
+        self.rank = vec![0; order.len()];
+        for (place, index) in order.into_iter().enumerate() {
+            let at = self.written.len();
+            let name = self.names.get(index).map_or("", |n| &**n);
+            if !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+                self.written
+                    .extend_from_slice(&[b"\"", name.as_bytes(), b"\""].concat());
+            }
+            let len = self.written.len() - at;
+            self.expected.push(Expected { at, len, index });
+            if let Some(rank) = self.rank.get_mut(index) {
                 *rank = place;
             }
         }
@@ -186,11 +211,10 @@ impl Members {
         reader: &mut Reader<'a>,
         next: &mut usize,
     ) -> Result<(RawStr<'a>, Option<&Projection>), Malformed> {
-        if let Some(quoted) = self.quoted.get(*next) {
-            if let Some(name) = reader.name_if(quoted)? {
-                let plan = self.order.get(*next).and_then(|&i| self.plans.get(i));
+        if let Some(&Expected { at, len, index }) = self.expected.get(*next) {
+            if let Some(name) = reader.name_if(self.written.get(at..at + len).unwrap_or_default())? {
                 *next += 1;
-                return Ok((name, plan));
+                return Ok((name, self.plans.get(index)));
             }
         }
         let name = reader.name()?;
@@ -221,15 +245,6 @@ impl Members {
     }
 }
 
-/// `name` as a document writes it, quotes included, when it needs no escape; empty when it
-/// does (such a name is always read and resolved).
-fn quote(name: &str) -> Box<[u8]> {
-    if name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        return Box::default();
-    }
-    [b"\"", name.as_bytes(), b"\""].concat().into_boxed_slice()
-}
-
 /// The first eight bytes of `text` as a word, zero-padded.
 #[inline]
 fn head(text: &[u8]) -> u64 {
@@ -248,9 +263,9 @@ impl Default for Members {
             heads: Vec::new(),
             plans: Vec::new(),
             plain: true,
-            order: Vec::new(),
+            expected: Vec::new(),
+            written: Vec::new(),
             rank: Vec::new(),
-            quoted: Vec::new(),
         }
     }
 }
@@ -323,7 +338,7 @@ impl Projection {
 
     /// The rule that applies for `audience`, if any.
     fn active_rule(&self, audience: &Audience) -> Option<&Rule> {
-        self.rule.as_ref().filter(|rule| rule.applies(audience.scopes))
+        self.rule.as_deref().filter(|rule| rule.applies(audience.scopes))
     }
 
     /// Whether the value this plan governs is removed for `audience`.
@@ -763,7 +778,7 @@ impl Projection {
     }
 
     fn walk<'a>(&'a self, path: &str, inherited: Option<&'a Rule>, out: &mut Vec<Field<'a>>) {
-        let rule = self.rule.as_ref().or(inherited);
+        let rule = self.rule.as_deref().or(inherited);
         let field = |path: &str| Field {
             path: path.to_string(),
             class: self.class,
@@ -826,7 +841,7 @@ fn own_shape(object: &Map<String, Value>, root: &Value, depth: usize) -> Shape {
             .iter()
             .map(|(k, v)| (k.clone(), build(v, root, depth + 1)))
             .collect();
-        return Shape::Object(members);
+        return Shape::Object(Box::new(members));
     }
     match object.get("additionalProperties") {
         Some(Value::Bool(true)) => return Shape::Keep,
@@ -838,7 +853,7 @@ fn own_shape(object: &Map<String, Value>, root: &Value, depth: usize) -> Shape {
     }
     if declares_object {
         // An object with nothing declared: default deny keeps none of its members.
-        return Shape::Object(Members::default());
+        return Shape::Object(Box::default());
     }
     Shape::Keep
 }
@@ -848,7 +863,7 @@ fn merge(a: Projection, b: Projection) -> Projection {
     let class = a.class.max(b.class);
     let shape = match (a.shape, b.shape) {
         (Shape::Object(mut x), Shape::Object(y)) => {
-            for (key, plan) in y {
+            for (key, plan) in *y {
                 let merged = match x.remove(&key) {
                     Some(existing) => merge(existing, plan),
                     None => plan,
@@ -1141,16 +1156,15 @@ mod tests {
         members.remove("a");
         members.insert("d".to_string(), Projection::keep());
         members.insert("c".to_string(), Projection::keep());
-        let declared: Vec<&str> = members
-            .order
-            .iter()
-            .filter_map(|&i| members.names.get(i))
-            .map(|n| &**n)
-            .collect();
+        let declared: Vec<&str> = members.order().into_iter().map(|i| &*members.names[i]).collect();
         assert_eq!(declared, ["c", "b", "d"]);
-        for (place, &i) in members.order.iter().enumerate() {
-            assert_eq!(members.rank[i], place);
-            assert_eq!(&*members.quoted[place], format!("\"{}\"", members.names[i]).as_bytes());
+        assert_eq!(members.written, br#""c""b""d""#);
+        for (place, e) in members.expected.iter().enumerate() {
+            assert_eq!(members.rank[e.index], place);
+            assert_eq!(
+                &members.written[e.at..e.at + e.len],
+                format!("\"{}\"", members.names[e.index]).as_bytes()
+            );
         }
     }
 

@@ -509,7 +509,7 @@ pub fn attach(set: &PolicySet, masking: &Masking, routes: &mut [RoutePlan], diag
                                 .help("select the fields inside it (e.g. append `.*`), or use remove or redact for the whole value"),
                             );
                         }
-                        node.rule = Some(rule.rule.clone());
+                        node.rule = Some(Box::new(rule.rule.clone()));
                     }
                 }
             }
