@@ -12,23 +12,31 @@ pub struct SqliteLedger {
     conn: Connection,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS usage (
+/// The columns of a usage table: the production and sandbox ledgers must not drift apart.
+macro_rules! usage_columns {
+    () => {
+        "
     id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, partner TEXT NOT NULL, environment TEXT NOT NULL,
     product TEXT NOT NULL, route TEXT NOT NULL, event TEXT NOT NULL, outcome INTEGER NOT NULL,
     units INTEGER NOT NULL, revenue_amount TEXT, interaction_id TEXT NOT NULL, policy_version TEXT NOT NULL
-) WITHOUT ROWID;
+"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "CREATE TABLE IF NOT EXISTS usage (",
+    usage_columns!(),
+    ") WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_partner_at ON usage (partner, at_ms);
-CREATE TABLE IF NOT EXISTS sandbox_usage (
-    id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, partner TEXT NOT NULL, environment TEXT NOT NULL,
-    product TEXT NOT NULL, route TEXT NOT NULL, event TEXT NOT NULL, outcome INTEGER NOT NULL,
-    units INTEGER NOT NULL, revenue_amount TEXT, interaction_id TEXT NOT NULL, policy_version TEXT NOT NULL
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sandbox_usage (",
+    usage_columns!(),
+    ") WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sandbox_usage_partner_at ON sandbox_usage (partner, at_ms);
 CREATE TABLE IF NOT EXISTS price_books (
     policy_version TEXT PRIMARY KEY, loaded_at_ms INTEGER NOT NULL, book TEXT NOT NULL
 );
-";
+"
+);
 
 fn store(e: rusqlite::Error) -> LedgerError {
     LedgerError::Store(e.to_string())
