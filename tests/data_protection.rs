@@ -208,14 +208,7 @@ async fn a_json_route_answered_with_anything_else_is_a_502() {
 async fn an_answer_that_stalls_after_its_head_is_a_502_not_a_hang() {
     // The upstream's timeout (400ms) covers the head; the body read for projection may then
     // pause no longer than that between chunks.
-    let (stalling, _) = stalling_upstream().await;
-    let h = Harness::start_with(false, |dir, _| {
-        dir.write(
-            "policies/gateway.toml",
-            &gateway_toml(&format!("http://{stalling}"), ""),
-        );
-    })
-    .await;
+    let (h, _) = stalling_harness(|_| {}).await;
     let reply = tokio::time::timeout(std::time::Duration::from_secs(10), h.client.get(PROD, "/v1/accounts"))
         .await
         .expect("the gateway answers a stalled upstream instead of waiting for it");

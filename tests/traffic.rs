@@ -608,12 +608,7 @@ async fn idempotency_replays_refuses_other_bodies_and_requires_a_key() {
 async fn an_idempotent_answer_that_stalls_is_stored_and_replayed_as_a_502() {
     // The answer is read whole to be stored; a body that stalls after its head must end the
     // call (within the upstream's 400ms timeout between chunks), not hold it and the key.
-    let (stalling, answered) = stalling_upstream().await;
-    let h = Harness::start_with(false, |dir, _| {
-        dir.write(
-            "policies/gateway.toml",
-            &gateway_toml(&format!("http://{stalling}"), ""),
-        );
+    let (h, answered) = stalling_harness(|dir| {
         dir.write("catalogue/payments/payments.toml", PAYMENTS_TOML);
         grant(dir, "payments");
     })

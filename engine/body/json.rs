@@ -240,7 +240,8 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    /// Where the name `member` last returned starts in the document (its opening quote).
+    /// Where the name of the member `next_member` last moved to starts in the document (its
+    /// opening quote).
     #[inline]
     pub fn name_offset(&self) -> usize {
         self.name_at

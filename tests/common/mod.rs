@@ -485,6 +485,21 @@ pub async fn stalling_upstream() -> (SocketAddr, Arc<std::sync::atomic::AtomicUs
     (addr, answered)
 }
 
+/// A harness whose `core` upstream is a `stalling_upstream` (then `edit`), and how many
+/// requests that upstream has answered.
+pub async fn stalling_harness(edit: impl FnOnce(&PolicyDir)) -> (Harness, Arc<std::sync::atomic::AtomicUsize>) {
+    let (stalling, answered) = stalling_upstream().await;
+    let h = Harness::start_with(false, |dir, _| {
+        dir.write(
+            "policies/gateway.toml",
+            &gateway_toml(&format!("http://{stalling}"), ""),
+        );
+        edit(dir);
+    })
+    .await;
+    (h, answered)
+}
+
 /// An address nothing listens on.
 pub async fn refused_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
