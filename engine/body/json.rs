@@ -30,6 +30,12 @@ impl fmt::Display for Malformed {
 
 impl std::error::Error for Malformed {}
 
+/// The reader met malformed input and stopped; `Reader::malformed` says where. It carries
+/// nothing so that a token's result fits in two registers: a result returned through
+/// memory, read back at once in other-sized pieces, stalled the hot loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop;
+
 /// A string token as it appears between its quotes.
 #[derive(Debug, Clone, Copy)]
 pub struct RawStr<'a> {
@@ -71,26 +77,46 @@ impl<'a> RawStr<'a> {
     }
 }
 
-/// A scalar token.
+/// A scalar token, as written: a string with its quotes, a number, `true`, `false` or
+/// `null`. Its first byte says which. (Two words, so reading one returns in registers;
+/// an enum with a tag came back through memory, and copying its odd-sized parts stalled.)
 #[derive(Debug, Clone, Copy)]
-pub enum Scalar<'a> {
-    Str(RawStr<'a>),
-    /// A number, as written.
-    Number(&'a str),
-    Bool(bool),
-    Null,
-}
+pub struct Scalar<'a>(&'a str);
 
-impl Scalar<'_> {
-    /// The token as written, for copying it through unchanged.
+impl<'a> Scalar<'a> {
+    /// The token as written.
+    #[inline]
+    pub fn as_written(&self) -> &'a str {
+        self.0
+    }
+
+    /// The string token, if this is one.
+    #[inline]
+    pub fn string(&self) -> Option<RawStr<'a>> {
+        (self.first() == b'"').then_some(RawStr { quoted: self.0 })
+    }
+
+    /// Whether this is `true` or `false`.
+    #[inline]
+    pub fn is_bool(&self) -> bool {
+        matches!(self.first(), b't' | b'f')
+    }
+
+    /// Whether this is `null`.
+    #[inline]
+    pub fn is_null(&self) -> bool {
+        self.first() == b'n'
+    }
+
+    #[inline]
+    fn first(&self) -> u8 {
+        self.0.as_bytes().first().copied().unwrap_or_default()
+    }
+
+    /// Writes the token as it was read.
+    #[inline]
     pub fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Scalar::Str(s) => s.write(out),
-            Scalar::Number(n) => out.extend_from_slice(n.as_bytes()),
-            Scalar::Bool(true) => out.extend_from_slice(b"true"),
-            Scalar::Bool(false) => out.extend_from_slice(b"false"),
-            Scalar::Null => out.extend_from_slice(b"null"),
-        }
+        out.extend_from_slice(self.0.as_bytes());
     }
 }
 
@@ -120,12 +146,17 @@ impl<'a> Reader<'a> {
         self.text.as_bytes()
     }
 
-    fn error(&self) -> Malformed {
+    /// Where reading stopped, for the error a caller reports after a `Stop`.
+    pub fn malformed(&self) -> Malformed {
         Malformed { offset: self.pos }
     }
 
     #[inline]
     fn skip_whitespace(&mut self) {
+        // Compact JSON has none: every whitespace byte is at most b' '.
+        if self.bytes().get(self.pos).is_none_or(|&b| b > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.pos) {
             self.pos += 1;
         }
@@ -133,37 +164,37 @@ impl<'a> Reader<'a> {
 
     /// The first byte of the next token, after whitespace.
     #[inline]
-    pub fn peek(&mut self) -> Result<u8, Malformed> {
+    pub fn peek(&mut self) -> Result<u8, Stop> {
         self.skip_whitespace();
-        self.bytes().get(self.pos).copied().ok_or_else(|| self.error())
+        self.bytes().get(self.pos).copied().ok_or(Stop)
     }
 
     /// Succeeds when only whitespace is left: one document, nothing after it.
-    pub fn finish(mut self) -> Result<(), Malformed> {
+    pub fn finish(&mut self) -> Result<(), Stop> {
         self.skip_whitespace();
         if self.pos == self.text.len() {
             Ok(())
         } else {
-            Err(self.error())
+            Err(Stop)
         }
     }
 
     #[inline]
-    fn eat(&mut self, byte: u8) -> Result<(), Malformed> {
+    fn eat(&mut self, byte: u8) -> Result<(), Stop> {
         if self.peek()? == byte {
             self.pos += 1;
             Ok(())
         } else {
-            Err(self.error())
+            Err(Stop)
         }
     }
 
     /// Consumes the `{` or `[` that opens a container.
     #[inline]
-    pub fn enter(&mut self) -> Result<(), Malformed> {
+    pub fn enter(&mut self) -> Result<(), Stop> {
         let open = self.peek()?;
         if !matches!(open, b'{' | b'[') || self.depth >= MAX_DEPTH {
-            return Err(self.error());
+            return Err(Stop);
         }
         self.depth += 1;
         self.pos += 1;
@@ -173,7 +204,7 @@ impl<'a> Reader<'a> {
     /// The next member's name in the object just entered, with its `:` consumed; `None` at
     /// the closing brace (consumed too). `first` tracks whether a comma is due.
     #[inline]
-    pub fn member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Malformed> {
+    pub fn member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Stop> {
         if self.next_member(first)? {
             self.name().map(Some)
         } else {
@@ -184,7 +215,7 @@ impl<'a> Reader<'a> {
     /// Moves to the next member's name in the object just entered: `false` at the closing
     /// brace (consumed). The name is then read with `name` or `name_if`.
     #[inline]
-    pub fn next_member(&mut self, first: &mut bool) -> Result<bool, Malformed> {
+    pub fn next_member(&mut self, first: &mut bool) -> Result<bool, Stop> {
         if self.peek()? == b'}' {
             self.leave();
             return Ok(false);
@@ -200,7 +231,7 @@ impl<'a> Reader<'a> {
 
     /// Reads the member name at the cursor, and its `:`.
     #[inline]
-    pub fn name(&mut self) -> Result<RawStr<'a>, Malformed> {
+    pub fn name(&mut self) -> Result<RawStr<'a>, Stop> {
         let name = self.string()?;
         self.colon()?;
         Ok(name)
@@ -211,9 +242,9 @@ impl<'a> Reader<'a> {
     /// then those bytes are the whole token, and it need not be scanned. Reads nothing
     /// otherwise.
     #[inline]
-    pub fn name_if(&mut self, quoted: &[u8]) -> Result<Option<RawStr<'a>>, Malformed> {
+    pub fn name_if(&mut self, quoted: &[u8]) -> Result<Option<RawStr<'a>>, Stop> {
         let end = self.pos + quoted.len();
-        if quoted.len() < 2 || self.bytes().get(self.pos..end) != Some(quoted) {
+        if quoted.len() < 2 || !self.bytes().get(self.pos..end).is_some_and(|here| same(here, quoted)) {
             return Ok(None);
         }
         let name = RawStr {
@@ -225,7 +256,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn colon(&mut self) -> Result<(), Malformed> {
+    fn colon(&mut self) -> Result<(), Stop> {
         if self.bytes().get(self.pos) == Some(&b':') {
             self.pos += 1;
             Ok(())
@@ -247,16 +278,16 @@ impl<'a> Reader<'a> {
         self.name_at
     }
 
-    /// The document's text from offset `from` to the cursor.
+    /// The document's text from offset `from` to offset `to`.
     #[inline]
-    pub fn since(&self, from: usize) -> &'a str {
-        self.text.get(from..self.pos).unwrap_or_default()
+    pub fn between(&self, from: usize, to: usize) -> &'a str {
+        self.text.get(from..to).unwrap_or_default()
     }
 
     /// Whether another item follows in the array just entered; `false` at the closing
     /// bracket (consumed). `first` tracks whether a comma is due.
     #[inline]
-    pub fn item(&mut self, first: &mut bool) -> Result<bool, Malformed> {
+    pub fn item(&mut self, first: &mut bool) -> Result<bool, Stop> {
         if self.peek()? == b']' {
             self.leave();
             return Ok(false);
@@ -276,9 +307,9 @@ impl<'a> Reader<'a> {
 
     /// Reads a string token; the cursor is on its opening quote.
     #[inline]
-    fn string(&mut self) -> Result<RawStr<'a>, Malformed> {
+    fn string(&mut self) -> Result<RawStr<'a>, Stop> {
         if self.bytes().get(self.pos) != Some(&b'"') {
-            return Err(self.error());
+            return Err(Stop);
         }
         let start = self.pos + 1;
         let mut i = start;
@@ -288,7 +319,7 @@ impl<'a> Reader<'a> {
             // Most strings hold no escape: find the end in one pass.
             let Some(offset) = bytes.get(i..).and_then(string_stop) else {
                 self.pos = bytes.len();
-                return Err(self.error());
+                return Err(Stop);
             };
             i += offset;
             match bytes.get(i) {
@@ -306,13 +337,13 @@ impl<'a> Reader<'a> {
                         }
                         _ => {
                             self.pos = i;
-                            return Err(self.error());
+                            return Err(Stop);
                         }
                     }
                 }
                 _ => {
                     self.pos = i;
-                    return Err(self.error());
+                    return Err(Stop);
                 }
             }
         }
@@ -322,7 +353,7 @@ impl<'a> Reader<'a> {
         // Surrogate escapes must pair up; checked once here so `text` cannot fail later.
         if escaped && token.raw().contains("\\u") && unescape(token.raw()).is_none() {
             self.pos = start;
-            return Err(self.error());
+            return Err(Stop);
         }
         self.pos = i + 1;
         Ok(token)
@@ -330,28 +361,31 @@ impl<'a> Reader<'a> {
 
     /// Reads the scalar at the cursor. Fails on a container: the caller looks first.
     #[inline]
-    pub fn scalar(&mut self) -> Result<Scalar<'a>, Malformed> {
-        match self.peek()? {
-            b'"' => self.string().map(Scalar::Str),
-            b't' => self.literal("true", Scalar::Bool(true)),
-            b'f' => self.literal("false", Scalar::Bool(false)),
-            b'n' => self.literal("null", Scalar::Null),
-            b'-' | b'0'..=b'9' => self.number().map(Scalar::Number),
-            _ => Err(self.error()),
+    pub fn scalar(&mut self) -> Result<Scalar<'a>, Stop> {
+        let first = self.peek()?;
+        let start = self.pos;
+        match first {
+            b'"' => return self.string().map(|s| Scalar(s.quoted)),
+            b't' => self.literal("true")?,
+            b'f' => self.literal("false")?,
+            b'n' => self.literal("null")?,
+            b'-' | b'0'..=b'9' => return self.number().map(Scalar),
+            _ => return Err(Stop),
         }
+        Ok(Scalar(self.text.get(start..self.pos).unwrap_or_default()))
     }
 
-    fn literal(&mut self, word: &str, token: Scalar<'a>) -> Result<Scalar<'a>, Malformed> {
+    fn literal(&mut self, word: &str) -> Result<(), Stop> {
         if self.text[self.pos..].starts_with(word) {
             self.pos += word.len();
-            Ok(token)
+            Ok(())
         } else {
-            Err(self.error())
+            Err(Stop)
         }
     }
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> Result<&'a str, Malformed> {
+    fn number(&mut self) -> Result<&'a str, Stop> {
         let bytes = self.bytes();
         let start = self.pos;
         let mut i = start;
@@ -384,21 +418,21 @@ impl<'a> Reader<'a> {
         });
         if !valid {
             self.pos = i;
-            return Err(self.error());
+            return Err(Stop);
         }
         self.pos = i;
         Ok(&self.text[start..i])
     }
 
     /// Reads one whole value, checking it, and returns its text as written.
-    pub fn value(&mut self) -> Result<&'a str, Malformed> {
+    pub fn value(&mut self) -> Result<&'a str, Stop> {
         self.skip_whitespace();
         let start = self.pos;
         self.skip_value()?;
         Ok(&self.text[start..self.pos])
     }
 
-    fn skip_value(&mut self) -> Result<(), Malformed> {
+    fn skip_value(&mut self) -> Result<(), Stop> {
         let mut first = true;
         match self.peek()? {
             b'{' => {
@@ -419,6 +453,32 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+/// `a == b`, compared a word at a time in line: for the short slices member names are, a
+/// call to `memcmp` cost more than the compare itself.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| w.iter().fold(0u64, |v, &b| v << 8 | u64::from(b)))
+    };
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last word may overlap the one before; that is fine for equality.
+    word(a, n - 8) == word(b, n - 8)
 }
 
 /// The offset of the first byte in `text` that ends a run of plain string content: a
@@ -623,9 +683,58 @@ mod tests {
     }
 
     #[test]
+    fn the_word_compare_agrees_with_slice_equality() {
+        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=text.len() {
+            let a = &text[..n];
+            let copy = a.to_vec();
+            assert!(same(a, &copy), "{n}");
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same(a, &b), "{n}: differs at {at}");
+            }
+            if let Some(shorter) = n.checked_sub(1) {
+                assert!(!same(a, &text[..shorter]), "{n}: lengths differ");
+            }
+        }
+    }
+
+    #[test]
+    fn scalars_are_their_tokens_as_written() {
+        let mut reader = Reader::new(br#"["a\"b", -1.5e3, true, false, null]"#).expect("utf-8");
+        reader.enter().expect("array");
+        let mut first = true;
+        let mut tokens = Vec::new();
+        while reader.item(&mut first).expect("item") {
+            tokens.push(reader.scalar().expect("scalar"));
+        }
+        let written: Vec<&str> = tokens.iter().map(Scalar::as_written).collect();
+        assert_eq!(written, [r#""a\"b""#, "-1.5e3", "true", "false", "null"]);
+        let kinds: Vec<(bool, bool, bool)> = tokens
+            .iter()
+            .map(|t| (t.string().is_some(), t.is_bool(), t.is_null()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (true, false, false),
+                (false, false, false),
+                (false, true, false),
+                (false, true, false),
+                (false, false, true)
+            ]
+        );
+        assert_eq!(
+            tokens[0].string().map(|s| s.text().into_owned()).as_deref(),
+            Some("a\"b")
+        );
+    }
+
+    #[test]
     fn strings_unescape_only_when_asked_and_write_back_as_json() {
         let mut reader = Reader::new(br#""a\u00e9\n\ud83d\ude00""#).expect("utf-8");
-        let Ok(Scalar::Str(s)) = reader.scalar() else {
+        let Some(s) = reader.scalar().ok().and_then(|t| t.string()) else {
             panic!("a string");
         };
         assert_eq!(s.text(), "a\u{e9}\n\u{1f600}");

@@ -14,7 +14,7 @@
 //! plan and the bytes together (`body::json`), copying what it keeps as written, skipping
 //! what it drops, and rewriting only the scalars a mask changes.
 
-use super::json::{write_string, Malformed, RawStr, Reader, Scalar};
+use super::json::{write_string, Malformed, RawStr, Reader, Scalar, Stop};
 use super::masking::{
     mask_digits, may_be_token, may_hold_pan, partial, partial_parts, scrub_pans, Action, PartnerKey, Rule, TokenVault,
     HASH_LEN,
@@ -210,7 +210,7 @@ impl Members {
         &self,
         reader: &mut Reader<'a>,
         next: &mut usize,
-    ) -> Result<(RawStr<'a>, Option<&Projection>), Malformed> {
+    ) -> Result<(RawStr<'a>, Option<&Projection>), Stop> {
         if let Some(&Expected { at, len, index }) = self.expected.get(*next) {
             if let Some(name) = reader.name_if(self.written.get(at..at + len).unwrap_or_default())? {
                 *next += 1;
@@ -353,16 +353,28 @@ impl Projection {
     pub fn project(&self, input: &[u8], audience: &Audience, out: &mut Vec<u8>) -> Result<Effect, Malformed> {
         let mut reader = Reader::new(input)?;
         let mut effect = Effect::default();
+        match self.project_document(&mut reader, audience, out, &mut effect) {
+            Ok(()) => Ok(effect),
+            Err(Stop) => Err(reader.malformed()),
+        }
+    }
+
+    fn project_document(
+        &self,
+        reader: &mut Reader,
+        audience: &Audience,
+        out: &mut Vec<u8>,
+        effect: &mut Effect,
+    ) -> Result<(), Stop> {
         if self.removes(audience) {
             // Only the root reaches here; members and items are removed by their parent.
             reader.value()?;
             out.extend_from_slice(b"null");
-            self.count_removal(&mut effect);
+            self.count_removal(effect);
         } else {
-            self.emit(&mut reader, audience, out, &mut effect)?;
+            self.emit(reader, audience, out, effect)?;
         }
-        reader.finish()?;
-        Ok(effect)
+        reader.finish()
     }
 
     fn count_removal(&self, effect: &mut Effect) {
@@ -386,7 +398,7 @@ impl Projection {
         audience: &Audience,
         out: &mut Vec<u8>,
         effect: &mut Effect,
-    ) -> Result<(), Malformed> {
+    ) -> Result<(), Stop> {
         let rule = self.active_rule(audience);
         if let Some(Rule {
             action: Action::Redact(fixed),
@@ -403,7 +415,7 @@ impl Projection {
             (b'{', Shape::Object(members)) => {
                 reader.enter()?;
                 out.push(b'{');
-                let (mut separator, mut next) = (false, 0);
+                let (mut separator, mut next, mut run) = (false, 0, Verbatim::default());
                 while reader.next_member(&mut first)? {
                     let (name, plan) = members.read_name(reader, &mut next)?;
                     match plan {
@@ -416,10 +428,12 @@ impl Projection {
                             member.count_removal(effect);
                         }
                         Some(member) => {
-                            if std::mem::replace(&mut separator, true) {
-                                out.push(b',');
-                            }
-                            if !member.emit_kept_scalar(name, reader, audience, out, effect)? {
+                            let comma = std::mem::replace(&mut separator, true);
+                            if !member.emit_kept_scalar(name, reader, audience, out, effect, &mut run, comma)? {
+                                run.flush(reader, out);
+                                if comma {
+                                    out.push(b',');
+                                }
                                 name.write(out);
                                 out.push(b':');
                                 member.emit(reader, audience, out, effect)?;
@@ -427,6 +441,7 @@ impl Projection {
                         }
                     }
                 }
+                run.flush(reader, out);
                 out.push(b'}');
             }
             (b'{', Shape::Map(plan)) => plan.emit_each(reader, audience, out, effect, true)?,
@@ -451,10 +466,12 @@ impl Projection {
     }
 
     /// The common member: a scalar that no rule or class changes, such as an id, a date or
-    /// an amount. It is copied with its name as one piece of the document when the two are
-    /// written without whitespace between them. Returns `false`, having read nothing but
-    /// whitespace, for any other member, which `emit` then writes.
+    /// an amount. One written without whitespace is left to `run` as a piece of the
+    /// document, so that consecutive ones are copied as one. Returns `false`, having read
+    /// nothing but whitespace, for any other member, which `emit` then writes (after the
+    /// comma, if `comma`).
     #[inline]
+    #[allow(clippy::too_many_arguments)] // the walk's state, as `emit` holds it
     fn emit_kept_scalar(
         &self,
         name: RawStr,
@@ -462,7 +479,9 @@ impl Projection {
         audience: &Audience,
         out: &mut Vec<u8>,
         effect: &mut Effect,
-    ) -> Result<bool, Malformed> {
+        run: &mut Verbatim,
+        comma: bool,
+    ) -> Result<bool, Stop> {
         let masks_pan = self.class == Some(FieldClass::PciPan) && !audience.pci_attested;
         if !matches!(self.shape, Shape::Keep) || masks_pan || self.active_rule(audience).is_some() {
             return Ok(false);
@@ -474,15 +493,20 @@ impl Projection {
         let from = reader.name_offset();
         let compact = reader.offset() == after_colon && from + name.written_len() + 1 == after_colon;
         let token = reader.scalar()?;
-        if self.scrubs(None, audience) && token.digits_may_hold_pan() {
-            name.write(out);
-            out.push(b':');
+        let scrub = self.scrubs(None, audience) && token.digits_may_hold_pan();
+        if compact && !scrub {
+            run.add(reader, from, reader.offset(), comma, out);
+            return Ok(true);
+        }
+        run.flush(reader, out);
+        if comma {
+            out.push(b',');
+        }
+        name.write(out);
+        out.push(b':');
+        if scrub {
             self.emit_scalar(token, None, true, audience, out, effect);
-        } else if compact {
-            out.extend_from_slice(reader.since(from).as_bytes());
         } else {
-            name.write(out);
-            out.push(b':');
             token.write(out);
         }
         Ok(true)
@@ -497,7 +521,7 @@ impl Projection {
         out: &mut Vec<u8>,
         effect: &mut Effect,
         object: bool,
-    ) -> Result<(), Malformed> {
+    ) -> Result<(), Stop> {
         let (open, close) = if object { (b'{', b'}') } else { (b'[', b']') };
         reader.enter()?;
         out.push(open);
@@ -547,16 +571,15 @@ impl Projection {
         if rule.is_none() && !scrub && !masks_pan {
             return token.write(out);
         }
-        let original = match &token {
-            Scalar::Str(s) => s.text(),
-            Scalar::Number(n) => Cow::Borrowed(*n),
-            Scalar::Bool(true) => Cow::Borrowed("true"),
-            Scalar::Bool(false) => Cow::Borrowed("false"),
-            Scalar::Null => return token.write(out),
+        if token.is_null() {
+            return token.write(out);
+        }
+        let mut text = match token.string() {
+            Some(s) => s.text(),
+            None => Cow::Borrowed(token.as_written()),
         };
-        let mut text = original;
         let mut changed = false;
-        if scrub && !matches!(token, Scalar::Bool(_)) {
+        if scrub && !token.is_bool() {
             if let Some(clean) = scrub_pans(&text) {
                 text = Cow::Owned(clean);
                 changed = true;
@@ -598,14 +621,46 @@ impl Projection {
     }
 }
 
+/// Members an object keeps as written, waiting to be copied: while each one follows the
+/// one before it with only a comma between them, the run is one piece of the document.
+#[derive(Default)]
+struct Verbatim {
+    from: usize,
+    to: usize,
+}
+
+impl Verbatim {
+    /// Adds the member at `from..to` in the document, after a comma if `comma`.
+    #[inline(always)]
+    fn add(&mut self, reader: &Reader, from: usize, to: usize, comma: bool, out: &mut Vec<u8>) {
+        // The reader consumed exactly one byte between the two, and a member only follows
+        // a comma.
+        if comma && self.to > self.from && self.to + 1 == from {
+            self.to = to;
+            return;
+        }
+        self.flush(reader, out);
+        if comma {
+            out.push(b',');
+        }
+        (self.from, self.to) = (from, to);
+    }
+
+    /// Writes the run out; call before anything else is written.
+    #[inline(always)]
+    fn flush(&mut self, reader: &Reader, out: &mut Vec<u8>) {
+        if self.to > self.from {
+            out.extend_from_slice(reader.between(self.from, self.to).as_bytes());
+            self.from = self.to;
+        }
+    }
+}
+
 impl Scalar<'_> {
     /// Whether the token has digits enough for a card number (see `may_hold_pan`).
     fn digits_may_hold_pan(&self) -> bool {
-        match self {
-            Scalar::Str(s) => may_hold_pan(s.raw().as_bytes()),
-            Scalar::Number(n) => may_hold_pan(n.as_bytes()),
-            Scalar::Bool(_) | Scalar::Null => false,
-        }
+        // The quotes of a string are not digits, nor are `true`, `false` and `null`.
+        may_hold_pan(self.as_written().as_bytes())
     }
 }
 
@@ -660,7 +715,7 @@ fn mask_text(action: &Action, text: &str, audience: &Audience) -> Option<String>
 
 /// Copies the container at the reader's cursor, masking card numbers in every string and
 /// number; each one changed is counted.
-fn scrub(reader: &mut Reader, out: &mut Vec<u8>, effect: &mut Effect) -> Result<(), Malformed> {
+fn scrub(reader: &mut Reader, out: &mut Vec<u8>, effect: &mut Effect) -> Result<(), Stop> {
     let mut first = true;
     match reader.peek()? {
         b'{' => {
@@ -689,11 +744,10 @@ fn scrub(reader: &mut Reader, out: &mut Vec<u8>, effect: &mut Effect) -> Result<
         }
         _ => {
             let token = reader.scalar()?;
-            let clean = match &token {
+            let clean = match token.string() {
                 _ if !token.digits_may_hold_pan() => None,
-                Scalar::Str(s) => scrub_pans(&s.text()),
-                Scalar::Number(n) => scrub_pans(n),
-                Scalar::Bool(_) | Scalar::Null => None,
+                Some(s) => scrub_pans(&s.text()),
+                None => scrub_pans(token.as_written()),
             };
             match clean {
                 Some(clean) => {
@@ -1190,6 +1244,50 @@ mod tests {
                 proptest::prop_assert_eq!(changed, Some(masked != text));
             }
         }
+
+        /// Whatever the order, the spacing and the undeclared or removed members between
+        /// them, an object's kept members come out compact and in order, and nothing else
+        /// does: runs of kept members never carry a neighbour along.
+        #[test]
+        fn objects_keep_exactly_their_declared_members(
+            members in proptest::strategy::Strategy::prop_shuffle(
+                proptest::sample::subsequence(vec!["a", "b", "c", "cvv", "e", "y", "z"], 0..=7)
+            ),
+            values in proptest::collection::vec(0u32..1000, 7),
+            spacing in proptest::collection::vec(0usize..4, 14),
+        ) {
+            let schema = json!({"type": "object", "properties": {
+                "a": {}, "b": {}, "c": {}, "cvv": {"x-data-class": "pci-sad"},
+                "e": {"type": "object", "properties": {"f": {}}}
+            }});
+            let plan = Projection::from_schema(&schema, &schema);
+            let gap = |i: usize| [",", " ,", ", ", "\n,\t"][spacing[i] % 4];
+            let colon = |i: usize| [":", " :", ": ", ":\r\n"][spacing[i] % 4];
+            let (mut input, mut expected) = (String::from("{"), String::from("{"));
+            for (i, name) in members.iter().enumerate() {
+                let value = match *name {
+                    "e" => format!(r#"{{"q":1,"f":{}}}"#, values[i]),
+                    "c" => format!(r#""v{}""#, values[i]),
+                    _ => values[i].to_string(),
+                };
+                if i > 0 {
+                    input.push_str(gap(2 * i));
+                }
+                input.push_str(&format!(r#""{name}"{}{value}"#, colon(2 * i + 1)));
+                if ["a", "b", "c", "e"].contains(name) {
+                    if expected.len() > 1 {
+                        expected.push(',');
+                    }
+                    let value = if *name == "e" { format!(r#"{{"f":{}}}"#, values[i]) } else { value };
+                    expected.push_str(&format!(r#""{name}":{value}"#));
+                }
+            }
+            input.push('}');
+            expected.push('}');
+            let mut out = Vec::new();
+            plan.project(input.as_bytes(), &audience(true), &mut out).expect("well-formed");
+            proptest::prop_assert_eq!(std::str::from_utf8(&out).expect("utf-8"), expected, "{}", input);
+        }
     }
 
     #[test]
@@ -1226,19 +1324,69 @@ mod tests {
     fn malformed_documents_are_refused_whole() {
         let schema = json!({"type": "object", "properties": {"a": {}}});
         let plan = Projection::from_schema(&schema, &schema);
-        for bad in [
-            &b"{\"a\": 1"[..],
-            b"{\"a\": 1} {}",
-            b"{\"b\": [1,]}",
-            b"",
-            b"{\"b\": \"\\ud800\"}",
+        // The error says where reading stopped.
+        for (bad, offset) in [
+            (&b"{\"a\": 1"[..], 7),
+            (b"{\"a\": 1} {}", 9),
+            (b"{\"b\": [1,]}", 9),
+            (b"", 0),
+            (b"{\"b\": \"\\ud800\"}", 7),
+            (b"{\"a\": \"\xff\"}", 7),
         ] {
             let mut out = Vec::new();
-            assert!(
-                plan.project(bad, &audience(false), &mut out).is_err(),
+            assert_eq!(
+                plan.project(bad, &audience(false), &mut out).map_err(|e| e.offset),
+                Err(offset),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn kept_members_in_a_row_are_copied_as_one_piece_and_only_they() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {}, "b": {}, "c": {}, "d": {}, "g": {}, "h": {},
+            "cvv": {"x-data-class": "pci-sad"},
+            "pan": {"x-data-class": "pci-pan"},
+            "e": {"type": "object", "properties": {"f": {}}}
+        }});
+        let plan = Projection::from_schema(&schema, &schema);
+        for (input, expected, caught) in [
+            (r#"{"a":1,"b":"x","c":null}"#, r#"{"a":1,"b":"x","c":null}"#, 0),
+            // Undeclared and removed members split a run; the commas stay right.
+            (
+                r#"{"z":0,"a":1,"y":2,"b":"x","cvv":"123","c":true,"d":false}"#,
+                r#"{"a":1,"b":"x","c":true,"d":false}"#,
+                0,
+            ),
+            (r#"{"cvv":"1","a":1,"b":2}"#, r#"{"a":1,"b":2}"#, 0),
+            (r#"{"a":1,"b":2,"cvv":"1"}"#, r#"{"a":1,"b":2}"#, 0),
+            // Whitespace anywhere in a member: written member by member, compacted.
+            (
+                r#"{"a":1 ,"b":2, "c":3,"d" :4,"g": 5,"h":6}"#,
+                r#"{"a":1,"b":2,"c":3,"d":4,"g":5,"h":6}"#,
+                0,
+            ),
+            // A container between kept members, with a run of its own.
+            (
+                r#"{"a":1,"e":{"f":2,"q":3},"g":4,"h":5}"#,
+                r#"{"a":1,"e":{"f":2},"g":4,"h":5}"#,
+                0,
+            ),
+            // A masked member, and a card number in a kept one, end the run they interrupt.
+            (
+                r#"{"a":1,"pan":"4111111111111111","b":2,"c":"4111 1111 1111 1111","d":3,"g":4}"#,
+                r#"{"a":1,"pan":"411111******1111","b":2,"c":"4111 11** **** 1111","d":3,"g":4}"#,
+                1,
+            ),
+        ] {
+            let mut out = Vec::new();
+            let effect = plan
+                .project(input.as_bytes(), &audience(false), &mut out)
+                .expect("well-formed");
+            assert_eq!(std::str::from_utf8(&out).expect("utf-8"), expected, "{input}");
+            assert_eq!(effect.pans_caught, caught, "{input}");
         }
     }
 
