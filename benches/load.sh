@@ -29,6 +29,11 @@
 #             (the body streams through untouched) -> echo, same 2 KB body
 # and the summary adds masked/passthrough ratios of requests/s and CPU per request (the
 # issue's target: throughput with masking within 20% of passthrough).
+# PAIRED=1 (with MASKING=1): only tollgate and passthru are measured, back to back in each
+# round (the order alternating), so each round's ratio compares two adjacent windows. On a
+# shared machine whose speed drifts over tens of seconds, the four-target rounds put up to
+# three windows between the two; this mode is for the masking ratio alone (no nginx or
+# direct figures). More, shorter rounds suit it: ROUNDS=15 DURATION=5.
 #
 # LIMITS=local: the bench partner's tier has a rate and both quotas (set far above what
 # the run sends, so every call is checked and consumed but none refused), checked in the
@@ -46,13 +51,14 @@
 #        TLS=1 benches/load.sh      (HTTPS to both proxies)
 #        LIMITS=local benches/load.sh, LIMITS=redis benches/load.sh
 #        MASKING=1 benches/load.sh  (masked vs passthrough, 2 KB bodies; combines with the others)
+#        MASKING=1 PAIRED=1 ROUNDS=15 DURATION=5 benches/load.sh  (that ratio alone, adjacent windows)
 #        METERING=1 benches/load.sh (every call metered into the SQLite ledger; combines too)
 # Knobs (environment): ROUNDS=3 DURATION=10 CONNECTIONS=32 THREADS=1 WARMUP=3 TLS=0 LIMITS=off
-#                      MASKING=0 (1: about 4 minutes with the defaults)
+#                      MASKING=0 (1: about 4 minutes with the defaults) PAIRED=0
 #                      BASE_PORT=19200 (uses BASE_PORT..BASE_PORT+3 on 127.0.0.1)
 #                      SKIP_BUILD=1 to use the binaries already in target/release.
-#                      PROFILE=DIR: perf records the proxy during each measured run, into
-#                      DIR/<n>-<target>.data (perf report -i ...); perf takes CPU from the
+#                      PROFILE=DIR: perf records tollgate during each measured run, into
+#                      DIR/<round>-<target>.data (perf report -i ...); perf takes CPU from the
 #                      run it records, so figures from such a run are not comparable.
 # Needs openssl (for the keys, the client assertion and, with TLS=1, the certificates).
 # Only ever sends traffic to 127.0.0.1. Not run in CI. Takes about 2-3 minutes plus
@@ -69,9 +75,9 @@ BASE_PORT=${BASE_PORT:-19200}
 TLS=${TLS:-0}
 LIMITS=${LIMITS:-off}
 MASKING=${MASKING:-0}
+PAIRED=${PAIRED:-0}
 METERING=${METERING:-0}
 PROFILE=${PROFILE:-}
-PROFILED=0
 HOST=127.0.0.1
 # The Host (and, with TLS, the certificate name) partners would use.
 API_HOST=api.bench
@@ -95,6 +101,10 @@ if [[ $TLS != 0 && $TLS != 1 ]]; then
 fi
 if [[ $MASKING != 0 && $MASKING != 1 ]]; then
     echo "error: MASKING must be 0 or 1" >&2
+    exit 2
+fi
+if [[ $PAIRED != 0 && ! ($PAIRED == 1 && $MASKING == 1) ]]; then
+    echo "error: PAIRED=1 needs MASKING=1 (it measures the masked route against passthrough)" >&2
     exit 2
 fi
 if [[ $METERING != 0 && $METERING != 1 ]]; then
@@ -214,6 +224,7 @@ done
 # tollgate too (same process), on the route with no response_schema.
 TARGETS=(direct nginx tollgate)
 [[ $MASKING == 1 ]] && TARGETS+=(passthru)
+[[ $PAIRED == 1 ]] && TARGETS=(tollgate passthru)
 
 port_of() { # target
     case $1 in
@@ -629,18 +640,18 @@ tls_summary() { # target
 
 # --- runs -----------------------------------------------------------------------------
 
-# run TARGET SECONDS -> prints "requests rps proxy_ticks echo_ticks"
+# run TARGET SECONDS [ROUND] -> prints "requests rps proxy_ticks echo_ticks"; with PROFILE,
+# a measured round's run of tollgate is recorded into PROFILE/ROUND-TARGET.data.
 run() {
-    local target=$1 seconds=$2 out before=0 after=0 ebefore eafter requests rps
+    local target=$1 seconds=$2 round=${3:-} out before=0 after=0 ebefore eafter requests rps
     local -a pids=()
     case $target in
     nginx) pids=("$NGINX_PID" "$NGINX_WORKER") ;;
     tollgate | passthru) pids=("$TOLLGATE_PID") ;;
     esac
     local perf_pid=""
-    if [[ -n $PROFILE && ($target == tollgate || $target == passthru) && $seconds == "$DURATION" ]]; then
-        PROFILED=$((PROFILED + 1))
-        perf record -F 999 -g -p "${pids[0]}" -o "$PROFILE/$PROFILED-$target.data" >/dev/null 2>&1 &
+    if [[ -n $PROFILE && -n $round && ($target == tollgate || $target == passthru) ]]; then
+        perf record -F 999 -g -p "${pids[0]}" -o "$PROFILE/$round-$target.data" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     if ((${#pids[@]})); then before=$(cpu_ticks "${pids[@]}"); fi
@@ -698,7 +709,7 @@ for round in $(seq "$ROUNDS"); do
     order=("${TARGETS[@]:shift_by}" "${TARGETS[@]:0:shift_by}")
     for target in "${order[@]}"; do
         ensure_token
-        result=$(run "$target" "$DURATION")
+        result=$(run "$target" "$DURATION" "$round")
         read -r requests rps ticks eticks <<<"$result"
         cpu=$(us_per_request "$ticks" "$requests")
         RPS[$target,$round]=$rps
@@ -714,9 +725,11 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 cpu_ratio=() tg_direct=() ng_direct=() mask_rps=() mask_cpu=()
 for round in $(seq "$ROUNDS"); do
-    cpu_ratio+=("$(ratio "${CPU[tollgate,$round]}" "${CPU[nginx,$round]}")")
-    tg_direct+=("$(ratio "${RPS[tollgate,$round]}" "${RPS[direct,$round]}")")
-    ng_direct+=("$(ratio "${RPS[nginx,$round]}" "${RPS[direct,$round]}")")
+    if [[ $PAIRED == 0 ]]; then
+        cpu_ratio+=("$(ratio "${CPU[tollgate,$round]}" "${CPU[nginx,$round]}")")
+        tg_direct+=("$(ratio "${RPS[tollgate,$round]}" "${RPS[direct,$round]}")")
+        ng_direct+=("$(ratio "${RPS[nginx,$round]}" "${RPS[direct,$round]}")")
+    fi
     if [[ $MASKING == 1 ]]; then
         mask_rps+=("$(ratio "${RPS[tollgate,$round]}" "${RPS[passthru,$round]}")")
         mask_cpu+=("$(ratio "${CPU[tollgate,$round]}" "${CPU[passthru,$round]}")")
@@ -737,14 +750,16 @@ for target in "${TARGETS[@]}"; do
         printf '  %-9s %10.0f req/s  %6.2f us CPU/req\n' "$target" "$(med "${rps[@]}")" "$(med "${cpu[@]}")"
     fi
 done
-echo
-echo "ratios (per round: ${cpu_ratio[*]} | ${tg_direct[*]} | ${ng_direct[*]}):"
-printf '  tollgate/nginx CPU per request   %.3f  (target: <= 1.0)\n' "$(med "${cpu_ratio[@]}")"
-printf '  tollgate/direct throughput       %.3f\n' "$(med "${tg_direct[@]}")"
-printf '  nginx/direct throughput          %.3f\n' "$(med "${ng_direct[@]}")"
+if [[ $PAIRED == 0 ]]; then
+    echo
+    echo "ratios (per round: ${cpu_ratio[*]} | ${tg_direct[*]} | ${ng_direct[*]}):"
+    printf '  tollgate/nginx CPU per request   %.3f  (target: <= 1.0)\n' "$(med "${cpu_ratio[@]}")"
+    printf '  tollgate/direct throughput       %.3f\n' "$(med "${tg_direct[@]}")"
+    printf '  nginx/direct throughput          %.3f\n' "$(med "${ng_direct[@]}")"
+fi
 if [[ $MASKING == 1 ]]; then
     echo
-    echo "masked (tollgate) / passthrough (passthru), same process (per round: ${mask_rps[*]} | ${mask_cpu[*]}):"
+    echo "masked (tollgate) / passthrough (passthru), same process$([[ $PAIRED == 1 ]] && echo ", adjacent windows") (per round: ${mask_rps[*]} | ${mask_cpu[*]}):"
     printf '  throughput                       %.3f  (target: >= 0.80, i.e. within 20%%)\n' "$(med "${mask_rps[@]}")"
     printf '  CPU per request                  %.3f\n' "$(med "${mask_cpu[@]}")"
 fi
