@@ -3,18 +3,21 @@
 //! projection alone as the baseline, so the masking cost reads as the difference.
 //!
 //! The `record` group projects the customer record `benches/load.sh` serves with
-//! `MASKING=1` (`benches/fixtures`), with that bench's schema and masking profile, so the
-//! stage and the load run measure the same work.
+//! `MASKING=1` (`benches/fixtures`) with the plans the gateway compiles from that bench's
+//! schema and masking profile (a policy set written to a temp dir and compiled, outside the
+//! timed loop), so the stage and the load run measure the same work.
 //!
 //! Run: cargo bench --bench masking
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::{json, Value};
 use std::hint::black_box;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate::body::masking::{Action, PartnerKey, Rule, TokenVault};
 use tollgate::body::projection::{Audience, Projection, Shape};
+use tollgate::upstream::ClientCache;
 
 /// A transactions page: the shape accounts and card APIs answer with most.
 fn schema() -> Value {
@@ -96,41 +99,126 @@ fn masked_plan(base: &Projection) -> Projection {
     plan
 }
 
-/// The load bench's customer record (compacted as `load.sh` does), its response schema,
-/// and the plan its masking profile makes of that schema.
-fn customer_record() -> (Vec<u8>, Projection, Projection) {
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
-    let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
-    let record: String = read("customer_record.json").lines().map(str::trim_start).collect();
-    let schema: Value = serde_json::from_str(&read("customer_record.schema.json")).expect("schema");
-    let base = Projection::from_schema(&schema, &schema);
-    let mut masked = base.clone();
-    let profile: toml::Table = toml::from_str(&read("customer_record.masking.toml")).expect("profile");
-    let rules = profile["profiles"]["bench"]["rules"].as_array().expect("rules");
-    for rule in rules {
-        let keep = |name: &str| rule.get(name).and_then(|n| n.as_integer()).unwrap_or(0) as usize;
-        let action = match rule["action"].as_str().expect("action") {
-            "partial" => Action::Partial {
-                first: keep("keep_first"),
-                last: keep("keep_last"),
-            },
-            "hash" => Action::Hash,
-            "tokenize" => Action::Tokenize,
-            "remove" => Action::Remove,
-            "keep" => Action::Keep,
-            other => panic!("the bench profile uses {other}; add it here"),
-        };
-        let path = rule["path"].as_str().expect("path").strip_prefix("$.").expect("$.");
-        let steps: Vec<&str> = path
-            .split('.')
-            .flat_map(|step| match step.strip_suffix("[*]") {
-                Some(name) => vec![name, "[*]"],
-                None => vec![step],
-            })
-            .collect();
-        member(&mut masked, &steps).rule = self::rule(action);
+/// The policy set `load.sh` serves with `MASKING=1`, as far as projection is concerned: the
+/// route with the record's response schema, the bench tier on the fixtures' masking profile
+/// (with a generated key), and a partner on that tier without a PCI DSS attestation.
+fn write_policy_set(root: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
+    let fixture = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
+    let write = |rel: &str, text: &str| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "policies/gateway.toml",
+        r#"[gateway]
+name = "masking bench"
+
+[[listeners]]
+name = "public"
+address = "127.0.0.1:0"
+
+[admin]
+address = "127.0.0.1:0"
+
+[environments.sandbox]
+hosts = ["sandbox.bench"]
+
+[environments.production]
+hosts = ["api.bench"]
+
+[upstreams.core]
+url = "http://127.0.0.1:9/core"
+"#,
+    );
+    write(
+        "policies/scopes.toml",
+        "[scopes.\"items:read\"]\ndescription = \"Read items\"\n",
+    );
+    write(
+        "policies/tiers.toml",
+        "[tiers.bench]\nname = \"Bench\"\nenvironments = [\"production\"]\nmasking = \"bench\"\n",
+    );
+    write(
+        "policies/partners/bench.toml",
+        r#"id = "bench"
+legal_name = "Masking Bench Ltd"
+tier = "bench"
+environments = ["production"]
+
+[contract]
+version = "2026.1"
+accepted = "2026-01-15"
+
+[grants]
+products = ["items"]
+scopes = ["items:read"]
+"#,
+    );
+    write(
+        "catalogue/bench/items.toml",
+        r#"id = "items"
+name = "Items"
+version = "1.0.0"
+data_class = "pii"
+
+[upstream]
+production = "core"
+
+[[routes]]
+id = "items.get"
+method = "GET"
+path = "/v1/items/{item_id}"
+scope = "items:read"
+upstream_path = "/items/{item_id}"
+response_schema = "schemas/record.json"
+"#,
+    );
+    write(
+        "catalogue/bench/schemas/record.json",
+        &fixture("customer_record.schema.json"),
+    );
+    write("policies/masking.toml", &fixture("customer_record.masking.toml"));
+}
+
+/// The load bench's customer record (compacted as `load.sh` does) and what the gateway
+/// compiles for it: the route's projection, its plan for the bench partner's masking
+/// profile, and that partner's key.
+struct Record {
+    bytes: Vec<u8>,
+    base: Arc<Projection>,
+    masked: Arc<Projection>,
+    key: PartnerKey,
+}
+
+fn customer_record() -> Record {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
+    let record = std::fs::read_to_string(fixtures.join("customer_record.json")).expect("fixture");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_policy_set(dir.path());
+    let pipeline = match tollgate::compile::build(dir.path(), &ClientCache::default()) {
+        Ok(compiled) => compiled.pipeline,
+        Err(diags) => panic!("the bench policy set does not compile:\n{}", diags.render()),
+    };
+    let route = pipeline
+        .routes
+        .iter()
+        .find(|r| &*r.id == "items.get")
+        .expect("the route");
+    let partner = pipeline
+        .access
+        .partners
+        .iter()
+        .find(|p| &*p.id == "bench")
+        .expect("the partner");
+    assert!(partner.masking.is_some(), "the bench tier has a masking profile");
+    Record {
+        bytes: record.lines().map(str::trim_start).collect::<String>().into_bytes(),
+        base: route.response_plan(None).expect("a response schema").clone(),
+        masked: route.response_plan(partner.masking).expect("a masked plan").clone(),
+        key: partner.mask_key.clone().expect("a masking key"),
     }
-    (record.into_bytes(), base, masked)
 }
 
 /// What `pipeline::project` does to the bytes.
@@ -182,16 +270,27 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
-    let (record, base, masked) = customer_record();
+    let record = customer_record();
+    let unattested = Audience {
+        pci_attested: false,
+        partner: "bench",
+        scopes: &[],
+        key: Some(&record.key),
+        vault: &vault,
+    };
+    let attested = Audience {
+        pci_attested: true,
+        ..unattested
+    };
     let mut group = c.benchmark_group("record");
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
-    group.throughput(Throughput::Bytes(record.len() as u64));
+    group.throughput(Throughput::Bytes(record.bytes.len() as u64));
     group.bench_function("projection (attested)", |b| {
-        b.iter(|| run(&base, black_box(&record), &attested))
+        b.iter(|| run(&record.base, black_box(&record.bytes), &attested))
     });
     group.bench_function("projection+masking (unattested)", |b| {
-        b.iter(|| run(&masked, black_box(&record), &unattested))
+        b.iter(|| run(&record.masked, black_box(&record.bytes), &unattested))
     });
     group.finish();
 }
