@@ -632,6 +632,46 @@ async fn an_idempotent_answer_that_stalls_is_stored_and_replayed_as_a_502() {
 }
 
 #[tokio::test]
+async fn an_idempotent_answer_is_stored_up_to_its_limit_and_a_larger_one_replays_as_a_502() {
+    // Stored answers are kept whole so that replays are byte for byte; 1 MiB is the most
+    // kept. A larger answer cannot be replayed as it was, so the call answers 502 and
+    // that refusal is what a retry gets.
+    let h = Harness::start_with(false, |dir, _| {
+        let sized = r#"
+[[routes]]
+id = "payments.create-sized"
+method = "POST"
+path = "/v1/sized-payments/{size}"
+upstream_path = "/sized/{size}"
+mock_status = 204
+idempotency = { required = true }
+"#;
+        dir.write("catalogue/payments/payments.toml", &format!("{PAYMENTS_TOML}{sized}"));
+        grant(dir, "payments");
+    })
+    .await;
+    let limit = tollgate::limits::idempotency::MAX_STORED_BODY;
+    let at_limit = format!("/v1/sized-payments/{limit}");
+    let first = pay(&h.client, &at_limit, "idempotency-key", "\"k-big\"", "{}").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body.len(), limit);
+    let again = pay(&h.client, &at_limit, "idempotency-key", "\"k-big\"", "{}").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert!(again.body == first.body, "the 1 MiB answer, byte for byte");
+
+    let over = format!("/v1/sized-payments/{}", limit + 1);
+    let first = pay(&h.client, &over, "idempotency-key", "\"k-bigger\"", "{}").await;
+    first.assert_problem(502, "bad-upstream-response");
+    let again = pay(&h.client, &over, "idempotency-key", "\"k-bigger\"", "{}").await;
+    assert_eq!(again.status, 502);
+    assert_eq!(again.body, first.body, "the stored refusal, byte for byte");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(h.upstream.count(), 2, "the core was called once per key");
+    h.gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_duplicate_in_flight_is_refused_and_the_core_runs_once() {
     let h = payments_harness().await;
     let client = h.client.clone();

@@ -291,8 +291,9 @@ pub struct Seen {
 /// An in-process upstream on an ephemeral port that records every request.
 ///
 /// Paths containing `/slow` wait `slow` before answering; paths containing `/gate` wait
-/// until the test releases a permit on `gate`. Everything else gets a JSON echo, with
-/// headers a core would add (Server, X-Powered-By) that the gateway must strip.
+/// until the test releases a permit on `gate`; `/sized/N` answers N bytes of JSON; a few
+/// other paths give canned answers a core might send. Everything else gets a JSON echo,
+/// with headers a core would add (Server, X-Powered-By) that the gateway must strip.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
@@ -390,6 +391,13 @@ async fn answer(
             "application/json",
             percent_decode(scripted.split('&').next().unwrap_or("")),
         ))
+    } else if let Some(size) = uri
+        .split_once("/sized/")
+        .and_then(|(_, rest)| rest.split(['/', '?']).next()?.parse::<usize>().ok())
+    {
+        // A JSON answer of exactly `size` bytes (at least 13).
+        let filler = "x".repeat(size.saturating_sub(13));
+        Some((200, "application/json", format!(r#"{{"filler":"{filler}"}}"#)))
     } else if uri.contains("/text") {
         Some((200, "text/plain", "OK ACC-1 4111111111111111".to_string()))
     } else if uri.contains("/badjson") {
