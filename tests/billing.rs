@@ -589,6 +589,31 @@ async fn without_pricing_nothing_is_metered_and_no_ledger_is_opened() {
     assert!(String::from_utf8_lossy(&metrics.body).contains("tollgate_meter_dropped_total 0"));
 }
 
+/// A revenue share read from the response needs the whole answer: a core that sends its head
+/// and then stalls ends the call within the upstream's timeout between chunks (400ms here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revenue_amount_in_an_answer_that_stalls_is_a_502_not_a_hang() {
+    let (stalling, answered) = stalling_upstream().await;
+    let h = Harness::start_with(false, |dir, upstream| {
+        billed(dir, upstream, "batch_window = \"50ms\"");
+        dir.write(
+            "policies/gateway.toml",
+            &gateway_toml(&format!("http://{stalling}"), "\n[billing]\nbatch_window = \"50ms\"\n"),
+        );
+    })
+    .await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), h.client.get(PROD, "/v1/quote"))
+        .await
+        .expect("the gateway answers a stalled core instead of waiting for it");
+    reply.assert_problem(502, "bad-upstream-response");
+    assert!(!String::from_utf8_lossy(&reply.body).contains("4111"));
+    assert_eq!(
+        answered.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the core was called once"
+    );
+}
+
 /// SIGKILL under load, in SQLite and in PostgreSQL: every call answered longer than the
 /// batch window (plus one write) before the kill is in the ledger, nothing is there twice,
 /// and a restart adds exactly the calls made after it.

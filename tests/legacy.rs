@@ -85,6 +85,11 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The demo's catalogue, scopes and tiers; a test gateway whose production upstreams are
 /// the simulator; a partner granted accounts, payments and FX.
 async fn bank() -> Bank {
+    bank_with(None).await
+}
+
+/// `bank()`, with the ledger ("accounts-core") at `ledger` instead (400ms between chunks).
+async fn bank_with(ledger: Option<&str>) -> Bank {
     logs();
     let sim = sim::start("127.0.0.1:0").await.unwrap();
     let dir = PolicyDir::new();
@@ -112,9 +117,19 @@ async fn bank() -> Bank {
         ));
     }
     // The demo names its ledger "accounts-core" and its payments system "payments-core".
-    let upstreams = upstreams
+    let mut upstreams = upstreams
         .replace("/core-accounts\"", "/accounts-core\"")
         .replace("/core-payments\"", "/payments-core\"");
+    if let Some(ledger) = ledger {
+        upstreams = upstreams.replace(
+            &format!(
+                "url = \"{}/accounts-core\"\nconnect_timeout = \"1s\"\ntimeout = \"5s\"",
+                sim.url()
+            ),
+            &format!("url = \"{ledger}/accounts-core\"\nconnect_timeout = \"1s\"\ntimeout = \"400ms\""),
+        );
+        assert!(upstreams.contains(ledger), "the ledger's upstream was replaced");
+    }
     dir.write("policies/gateway.toml", &gateway_toml(&sim.url(), &upstreams));
     dir.write("keys/token-signing.pem", &test_keys().gateway_pem);
     let jwk = toml_inline(&test_keys().client_jwk);
@@ -429,6 +444,26 @@ async fn broken_records_are_502_for_the_partner_and_a_precise_warning_for_the_ba
     )
     .await;
     unpriced.assert_problem(502, "upstream-fault");
+}
+
+#[tokio::test]
+async fn a_legacy_answer_that_stalls_after_its_head_is_a_502_not_a_hang() {
+    // The record is read whole before it is decoded; a core that sends its head and then
+    // stalls must end the call within the upstream's timeout between chunks.
+    let (stalling, answered) = stalling_upstream().await;
+    let bank = bank_with(Some(&format!("http://{stalling}"))).await;
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        bank.client.get(API, "/v1/accounts/acc-7f3c2a91/balances"),
+    )
+    .await
+    .expect("the gateway answers a stalled core instead of waiting for it");
+    reply.assert_problem(502, "bad-upstream-response");
+    assert!(!String::from_utf8_lossy(&reply.body).contains("4111"));
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let warned =
+        events(|e| e["message"] == "upstream legacy answer not read whole" && e["fault"].as_str() == Some("TooSlow"));
+    assert!(!warned.is_empty(), "the bank is told why");
 }
 
 #[tokio::test]
