@@ -15,6 +15,9 @@
 //!
 //! Run with `cargo bench --bench identity`; see docs/performance.md for figures.
 
+mod common;
+
+use common::HOST;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -27,7 +30,6 @@ use tollgate::route::Environment;
 use tollgate::upstream::ClientCache;
 
 const ISSUER: &str = "https://auth.bench";
-const HOST: &str = "api.bench";
 const PARTNER: &str = "acme";
 const CLIENT_ID: &str = "acme-production";
 const SCOPE: &str = "items:read items:write";
@@ -85,39 +87,20 @@ fn toml_inline(value: &serde_json::Value) -> String {
 /// Writes a minimal complete policy set: gateway with [oauth], scopes, tiers, one partner
 /// with a production private_key_jwt credential, one product.
 fn write_policy_set(root: &Path, key: KeyType) {
-    let write = |rel: &str, text: &str| {
-        let path = root.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
+    let write = |rel: &str, text: &str| common::write(root, rel, text);
     write(
         "policies/gateway.toml",
-        &format!(
-            r#"[gateway]
-name = "identity bench"
-
-[[listeners]]
-name = "public"
-address = "127.0.0.1:0"
-
-[admin]
-address = "127.0.0.1:0"
-
-[environments.sandbox]
-hosts = ["sandbox.bench"]
-
-[environments.production]
-hosts = ["{HOST}"]
-
-[upstreams.core]
-url = "http://127.0.0.1:9/core"
-
+        &common::gateway_toml(
+            "identity bench",
+            &format!(
+                r#"
 [oauth]
 issuer = "{ISSUER}"
 signing_key = "keys/token-signing.pem"
 key_id = "bench-{}"
 "#,
-            key.name()
+                key.name()
+            ),
         ),
     );
     write("keys/token-signing.pem", &key.generate_pem());

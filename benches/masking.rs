@@ -9,6 +9,8 @@
 //!
 //! Run: cargo bench --bench masking
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::{json, Value};
 use std::hint::black_box;
@@ -105,33 +107,8 @@ fn masked_plan(base: &Projection) -> Projection {
 fn write_policy_set(root: &Path) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
     let fixture = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
-    let write = |rel: &str, text: &str| {
-        let path = root.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
-    write(
-        "policies/gateway.toml",
-        r#"[gateway]
-name = "masking bench"
-
-[[listeners]]
-name = "public"
-address = "127.0.0.1:0"
-
-[admin]
-address = "127.0.0.1:0"
-
-[environments.sandbox]
-hosts = ["sandbox.bench"]
-
-[environments.production]
-hosts = ["api.bench"]
-
-[upstreams.core]
-url = "http://127.0.0.1:9/core"
-"#,
-    );
+    let write = |rel: &str, text: &str| common::write(root, rel, text);
+    write("policies/gateway.toml", &common::gateway_toml("masking bench", ""));
     write(
         "policies/scopes.toml",
         "[scopes.\"items:read\"]\ndescription = \"Read items\"\n",

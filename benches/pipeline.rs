@@ -9,6 +9,8 @@
 //!
 //! Run with `cargo bench --bench pipeline`; see docs/performance.md for figures.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use http::Method;
 use std::fmt::Write as _;
@@ -206,28 +208,6 @@ fn routing(c: &mut Criterion) {
 // compile
 // ----------------------------------------------------------------------------------------
 
-const GATEWAY_TOML: &str = r#"[gateway]
-name = "bench bank"
-
-[[listeners]]
-name = "public"
-address = "127.0.0.1:0"
-
-[admin]
-address = "127.0.0.1:0"
-
-[environments.sandbox]
-hosts = ["sandbox.bench"]
-
-[environments.production]
-hosts = ["api.bench"]
-
-[upstreams.core]
-url = "http://127.0.0.1:9/core"
-connect_timeout = "500ms"
-timeout = "5s"
-"#;
-
 /// A response schema of realistic size: a page of records with ids, amounts, enums,
 /// dates and links, and an example for the sandbox mock.
 fn response_schema(domain: &str) -> String {
@@ -361,12 +341,8 @@ upstream_path = "{}"
 
 /// Writes the 1,000-product policy set under `root`.
 fn write_policy_set(root: &Path) {
-    let write = |rel: String, text: &str| {
-        let path = root.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
-    write("policies/gateway.toml".into(), GATEWAY_TOML);
+    let write = |rel: String, text: &str| common::write(root, &rel, text);
+    write("policies/gateway.toml".into(), &common::gateway_toml("bench bank", ""));
     for domain in DOMAINS {
         write(
             format!("catalogue/{domain}/schemas/record.json"),
