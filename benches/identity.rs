@@ -147,24 +147,7 @@ jwks = {{ keys = [{}] }}
             toml_inline(&client_key.public_jwk())
         ),
     );
-    write(
-        "catalogue/items/items.toml",
-        r#"id = "items"
-name = "Items"
-version = "1.0.0"
-data_class = "public"
-
-[upstream]
-production = "core"
-
-[[routes]]
-id = "items.get"
-method = "GET"
-path = "/v1/items/{item_id}"
-scope = "items:read"
-upstream_path = "/items/{item_id}"
-"#,
-    );
+    write("catalogue/items/items.toml", &common::items_toml("public", ""));
 }
 
 /// A compiled pipeline with an issuer of the given key type, and a request carrying a

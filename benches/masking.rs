@@ -135,22 +135,7 @@ scopes = ["items:read"]
     );
     write(
         "catalogue/bench/items.toml",
-        r#"id = "items"
-name = "Items"
-version = "1.0.0"
-data_class = "pii"
-
-[upstream]
-production = "core"
-
-[[routes]]
-id = "items.get"
-method = "GET"
-path = "/v1/items/{item_id}"
-scope = "items:read"
-upstream_path = "/items/{item_id}"
-response_schema = "schemas/record.json"
-"#,
+        &common::items_toml("pii", "response_schema = \"schemas/record.json\"\n"),
     );
     write(
         "catalogue/bench/schemas/record.json",
