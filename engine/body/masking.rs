@@ -189,6 +189,16 @@ pub fn partial(text: &str, first: usize, last: usize) -> String {
 /// What `partial` keeps of `text`: its head, how many characters are hidden after it, and
 /// its tail.
 pub fn partial_parts(text: &str, first: usize, last: usize) -> (&str, usize, &str) {
+    if text.is_ascii() {
+        // One byte per character: the common case, without walking the characters.
+        let count = text.len();
+        let (first, last) = if first + last >= count { (0, 0) } else { (first, last) };
+        return (
+            text.get(..first).unwrap_or_default(),
+            count - first - last,
+            text.get(count - last..).unwrap_or_default(),
+        );
+    }
     let count = text.chars().count();
     let (first, last) = if first + last >= count { (0, 0) } else { (first, last) };
     let head_end = text.char_indices().nth(first).map_or(text.len(), |(at, _)| at);
@@ -572,6 +582,23 @@ mod tests {
 
     fn key(partner: &str) -> PartnerKey {
         PartnerKey::derive(&[7; 32], partner)
+    }
+
+    proptest::proptest! {
+        /// `partial` keeps whole characters, ASCII or not: the head and tail are the first
+        /// and last characters asked for (none when they would show everything), and what
+        /// lies between is counted in characters.
+        #[test]
+        fn partial_keeps_whole_characters(text in "[a-z0-9 é€日*-]{0,14}", first in 0usize..6, last in 0usize..6) {
+            let chars: Vec<char> = text.chars().collect();
+            let (shown, kept) = if first + last >= chars.len() { (0, 0) } else { (first, last) };
+            let head: String = chars[..shown].iter().collect();
+            let tail: String = chars[chars.len() - kept..].iter().collect();
+            proptest::prop_assert_eq!(
+                partial_parts(&text, first, last),
+                (head.as_str(), chars.len() - shown - kept, tail.as_str())
+            );
+        }
     }
 
     #[test]
