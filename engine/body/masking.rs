@@ -325,30 +325,90 @@ pub fn scrub_pans(text: &str) -> Option<String> {
     )
 }
 
-/// Whether a JSON string or number token, as written (`raw`, escapes unresolved), has
-/// enough digits to hold a card number; most do not, and are then copied without being
-/// read. An escaped digit (`\u0034`) is written with at least three digits, so the raw
-/// count never undercounts.
+/// Whether a JSON string or number token, as written (`raw`, escapes unresolved), could
+/// hold a card number: 13 digits or more in one run, joined at most by single spaces or
+/// dashes. Most tokens cannot (a date or a time has its digits, but split by letters and
+/// colons) and are then copied without being read. First the digits are counted (most
+/// tokens have fewer than 13); only then are runs looked for, and not in a token longer than
+/// 64 bytes or one with a backslash: an escaped digit (`\u0034`) breaks a run as written,
+/// though it is written with at least three digits, so the raw count never undercounts.
 #[inline]
 pub fn may_hold_pan(raw: &[u8]) -> bool {
-    raw.len() >= *PAN_DIGITS.start() && count_digits(raw) >= *PAN_DIGITS.start()
+    let least = *PAN_DIGITS.start();
+    if raw.len() < least || count_digits(raw) < least {
+        return false;
+    }
+    match card_run_bits(raw) {
+        // Runs of at least 2, 4, 8, then 13 set bits.
+        Some(mut run) => {
+            run &= run >> 1;
+            run &= run >> 2;
+            run &= run >> 4;
+            run &= run >> 5;
+            run != 0
+        }
+        None => true,
+    }
 }
 
-/// The ASCII digits in `bytes`, eight bytes at a time: this runs on most string values of
-/// a response for a partner without a PCI DSS attestation.
+/// One bit per byte of `raw` (at most 64 bytes), set for what a card number's run is made
+/// of: a digit, or a space or dash between two digits. `None` for a longer text or one
+/// with a backslash. Eight bytes at a time.
+fn card_run_bits(raw: &[u8]) -> Option<u64> {
+    if raw.len() > 64 {
+        return None;
+    }
+    let (mut digits, mut separators) = (0u64, 0u64);
+    for (i, chunk) in raw.chunks(8).enumerate() {
+        // The last chunk is padded with zero bytes, which are none of these.
+        let mut word = [0u8; 8];
+        word.get_mut(..chunk.len())?.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        if byte_is(v, b'\\') != 0 {
+            return None;
+        }
+        digits |= high_bits_to_mask(digit_bytes(v)) << (8 * i);
+        separators |= high_bits_to_mask(byte_is(v, b' ') | byte_is(v, b'-')) << (8 * i);
+    }
+    Some(digits | (separators & (digits << 1) & (digits >> 1)))
+}
+
+const LOW_SEVEN: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `v` that is an ASCII digit. Exact per byte: no sum carries
+/// into the next byte (each stays below 0x100), and non-ASCII bytes are excluded.
+#[inline]
+fn digit_bytes(v: u64) -> u64 {
+    let low = v & LOW_SEVEN;
+    let from_zero = low + 0x5050_5050_5050_5050;
+    let past_nine = low + 0x4646_4646_4646_4646;
+    from_zero & !past_nine & !v & HIGH_BITS
+}
+
+/// The high bit of each byte of `v` equal to `byte`, exactly.
+#[inline]
+fn byte_is(v: u64, byte: u8) -> u64 {
+    let x = v ^ (u64::from(byte) * 0x0101_0101_0101_0101);
+    // The high bit of a byte of x | ((x & 0x7f) + 0x7f) is set unless the byte is zero.
+    !(((x & LOW_SEVEN) + LOW_SEVEN) | x) & HIGH_BITS
+}
+
+/// Byte `i`'s high bit in `high` becomes bit `i` of the result (a movemask).
+#[inline]
+fn high_bits_to_mask(high: u64) -> u64 {
+    // Each byte's bit lands in the top byte at its own place; the other products fall
+    // below it or off the top, never on each other.
+    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// The ASCII digits in `bytes`, eight bytes at a time.
 fn count_digits(bytes: &[u8]) -> usize {
-    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut chunks = bytes.chunks_exact(8);
     let mut count = 0;
     for chunk in chunks.by_ref() {
         let v = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
-        // Per byte, without carries between bytes (each sum stays below 0x100): the high
-        // bit is set at or above 0x30, then at or above 0x3a; non-ASCII bytes are excluded.
-        let low = v & LOW;
-        let from_zero = low + 0x5050_5050_5050_5050;
-        let past_nine = low + 0x4646_4646_4646_4646;
-        count += (from_zero & !past_nine & !v & HIGH).count_ones() as usize;
+        count += digit_bytes(v).count_ones() as usize;
     }
     count + chunks.remainder().iter().filter(|b| b.is_ascii_digit()).count()
 }
@@ -656,6 +716,105 @@ mod tests {
                 let slice = &text[start..end];
                 assert_eq!(count_digits(slice), slice.iter().filter(|b| b.is_ascii_digit()).count());
             }
+        }
+    }
+
+    #[test]
+    fn card_run_bits_are_what_a_byte_by_byte_reading_gives() {
+        let naive = |raw: &[u8]| -> Option<u64> {
+            if raw.len() > 64 || raw.contains(&b'\\') {
+                return None;
+            }
+            let digit = |i: usize| raw.get(i).is_some_and(u8::is_ascii_digit);
+            Some((0..raw.len()).fold(0u64, |bits, i| {
+                let joins = matches!(raw[i], b' ' | b'-') && i > 0 && digit(i - 1) && digit(i + 1);
+                if digit(i) || joins {
+                    bits | 1 << i
+                } else {
+                    bits
+                }
+            }))
+        };
+        let text: Vec<u8> = "4111 1111-1111 1111 2026-11-20T09:14:03Z --1  2 é日\\u0034 \x7f9"
+            .bytes()
+            .chain(0u8..=255)
+            .chain(*b"0123456789 0123456789-0123456789 0123456789")
+            .collect();
+        for start in 0..text.len() {
+            for end in start..text.len().min(start + 70) {
+                let slice = &text[start..end];
+                assert_eq!(
+                    card_run_bits(slice),
+                    naive(slice),
+                    "{:?}",
+                    String::from_utf8_lossy(slice)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn what_may_hold_a_card_number_is_a_run_of_thirteen_digits() {
+        for (raw, may) in [
+            (&b"\"2026-11-20T09:14:03Z\""[..], false),
+            (b"\"+44 7700 900123 ext 4\"", true),
+            (b"\"4111 1111 1111 1111\"", true),
+            (b"\"4111-1111-1111-1111\"", true),
+            (b"4111111111111", true),
+            (b"\"411111111111\"", false),
+            (b"\"4111  1111  1111 1111\"", false),
+            (b"\"12:34:56 12:34:56 12\"", false),
+            // An escape breaks the run as written: then 13 digits in all are enough.
+            (b"\"\\u0034111111111111111\"", true),
+            (b"\"\\u0041 2026-11-20T09:14\"", true),
+        ] {
+            assert_eq!(may_hold_pan(raw), may, "{}", String::from_utf8_lossy(raw));
+        }
+        // Beyond 64 bytes, the count decides.
+        let long = format!("\"{}2026-11-20T09:14:03Z\"", "x".repeat(60));
+        assert!(may_hold_pan(long.as_bytes()));
+    }
+
+    proptest::proptest! {
+        /// Nothing the scanner would mask is let through unread: wherever `scrub_pans` finds
+        /// a card number in a string, `may_hold_pan` says the token may hold one.
+        #[test]
+        fn may_hold_pan_never_skips_what_scrub_pans_masks(
+            before in "[0-9a-zé:T -]{0,30}",
+            body in proptest::collection::vec(0u8..10, 12..=18),
+            grouping in 0usize..3,
+            after in "[0-9a-zé:T -]{0,30}",
+            escape in proptest::option::of(0usize..19),
+        ) {
+            // A Luhn-valid number of 13 to 19 digits, written plain or grouped.
+            let check = (0..10u8).find(|d| {
+                let mut digits = body.clone();
+                digits.push(*d);
+                luhn_valid(&digits.iter().map(|d| b'0' + d).collect::<Vec<_>>())
+            });
+            let mut number: String = body.iter().chain(check.as_slice()).map(|d| char::from(b'0' + d)).collect();
+            if grouping > 0 {
+                let separator = if grouping == 1 { " " } else { "-" };
+                let groups: Vec<String> = number.as_bytes().chunks(4).map(|g| String::from_utf8_lossy(g).into_owned()).collect();
+                number = groups.join(separator);
+            }
+            // Set apart by a colon: neither glued to a letter nor joined to other digits.
+            let text = format!("{before}:{number}:{after}");
+            let mut token = serde_json::to_string(&text).expect("a JSON string");
+            if let Some(nth) = escape {
+                // One of its digits spelled as a JSON escape, which splits the run as written.
+                let start = token.find(&number).expect("the number is written as it is");
+                let digits: Vec<usize> = number.char_indices().filter(|(_, c)| c.is_ascii_digit()).map(|(i, _)| i).collect();
+                let at = start + digits[nth % digits.len()];
+                let digit = char::from(token.as_bytes()[at]);
+                token.replace_range(at..at + 1, &format!("\\u{:04x}", u32::from(digit)));
+                let read: Option<String> = serde_json::from_str(&token).ok();
+                proptest::prop_assert_eq!(read.as_deref(), Some(text.as_str()));
+            }
+            if scrub_pans(&text).is_some() {
+                proptest::prop_assert!(may_hold_pan(token.as_bytes()), "{}", token);
+            }
+            proptest::prop_assert!(scrub_pans(&text).is_some(), "the scanner finds {}", text);
         }
     }
 
