@@ -2,10 +2,10 @@
 //! to a 2xx JSON answer, from bytes to bytes (one scan that projects and masks as it copies), with
 //! projection alone as the baseline, so the masking cost reads as the difference.
 //!
-//! The `record` group projects the customer record `benches/load.sh` serves with
-//! `MASKING=1` (`benches/fixtures`) with the plans the gateway compiles from that bench's
-//! schema and masking profile (a policy set written to a temp dir and compiled, outside the
-//! timed loop), so the stage and the load run measure the same work.
+//! Both groups project with the plans the gateway compiles (a policy set written to a temp
+//! dir and compiled, outside the timed loop). The `record` group projects the customer
+//! record `benches/load.sh` serves with `MASKING=1` (`benches/fixtures`) with that bench's
+//! schema and masking profile, so the stage and the load run measure the same work.
 //!
 //! Run: cargo bench --bench masking
 
@@ -17,8 +17,8 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate::body::masking::{Action, PartnerKey, Rule, TokenVault};
-use tollgate::body::projection::{Audience, Projection, Shape};
+use tollgate::body::masking::{PartnerKey, TokenVault};
+use tollgate::body::projection::{Audience, Projection};
 use tollgate::upstream::ClientCache;
 
 /// A transactions page: the shape accounts and card APIs answer with most.
@@ -69,44 +69,46 @@ fn body(target: usize) -> Vec<u8> {
     }
 }
 
-fn rule(action: Action) -> Option<Box<Rule>> {
-    Some(Box::new(Rule {
-        action,
-        unless_scope: None,
-        origin: (Arc::from("bench"), 1),
-    }))
-}
+/// The masking profile for the transactions page: partial, hash, tokenize, remove and keep
+/// on its pii and card fields.
+const PAGE_MASKING: &str = r#"[keys]
+key_file = "data/masking.key"
+generate_key = true
 
-fn member<'a>(plan: &'a mut Projection, path: &[&str]) -> &'a mut Projection {
-    let mut node = plan;
-    for step in path {
-        node = match &mut node.shape {
-            Shape::Object(members) => members.get_mut(step).expect("declared"),
-            Shape::Array(item) if *step == "[*]" => item.as_mut(),
-            _ => panic!("no {step}"),
-        };
-    }
-    node
-}
+[profiles.bench]
+description = "Criterion bench: a transactions page."
 
-/// The plan with a realistic profile: partial, hash, tokenize, remove on the pii and card fields.
-fn masked_plan(base: &Projection) -> Projection {
-    let mut plan = base.clone();
-    member(&mut plan, &["holder"]).rule = rule(Action::Partial { first: 1, last: 0 });
-    member(&mut plan, &["data", "[*]", "description"]).rule = rule(Action::Keep);
-    member(&mut plan, &["data", "[*]", "counterparty", "name"]).rule = rule(Action::Keep);
-    member(&mut plan, &["data", "[*]", "counterparty", "account_number"]).rule = rule(Action::Hash);
-    member(&mut plan, &["data", "[*]", "counterparty", "sort_code"]).rule = rule(Action::Remove);
-    member(&mut plan, &["data", "[*]", "card", "pan"]).rule = rule(Action::Tokenize);
-    plan
-}
+[[profiles.bench.rules]]
+path = "$.holder"
+action = "partial"
+keep_first = 1
 
-/// The policy set `load.sh` serves with `MASKING=1`, as far as projection is concerned: the
-/// route with the record's response schema, the bench tier on the fixtures' masking profile
-/// (with a generated key), and a partner on that tier without a PCI DSS attestation.
-fn write_policy_set(root: &Path) {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
-    let fixture = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
+[[profiles.bench.rules]]
+path = "$.data[*].description"
+action = "keep"
+
+[[profiles.bench.rules]]
+path = "$.data[*].counterparty.name"
+action = "keep"
+
+[[profiles.bench.rules]]
+path = "$.data[*].counterparty.account_number"
+action = "hash"
+
+[[profiles.bench.rules]]
+path = "$.data[*].counterparty.sort_code"
+action = "remove"
+
+[[profiles.bench.rules]]
+path = "$.data[*].card.pan"
+action = "tokenize"
+"#;
+
+/// A policy set as `load.sh` writes it with `MASKING=1`, as far as projection is concerned:
+/// the route with `schema` as its response schema, the bench tier on the masking profile
+/// `masking` (with a generated key), and a partner on that tier without a PCI DSS
+/// attestation.
+fn write_policy_set(root: &Path, schema: &str, masking: &str) {
     let write = |rel: &str, text: &str| common::write(root, rel, text);
     write("policies/gateway.toml", &common::gateway_toml("masking bench", ""));
     write(
@@ -137,28 +139,21 @@ scopes = ["items:read"]
         "catalogue/bench/items.toml",
         &common::items_toml("pii", "response_schema = \"schemas/record.json\"\n"),
     );
-    write(
-        "catalogue/bench/schemas/record.json",
-        &fixture("customer_record.schema.json"),
-    );
-    write("policies/masking.toml", &fixture("customer_record.masking.toml"));
+    write("catalogue/bench/schemas/record.json", schema);
+    write("policies/masking.toml", masking);
 }
 
-/// The load bench's customer record (compacted as `load.sh` does) and what the gateway
-/// compiles for it: the route's projection, its plan for the bench partner's masking
-/// profile, and that partner's key.
-struct Record {
-    bytes: Vec<u8>,
+/// What the gateway compiles for a response schema and masking profile: the route's
+/// projection, its plan for the bench partner's profile, and that partner's key.
+struct Plans {
     base: Arc<Projection>,
     masked: Arc<Projection>,
     key: PartnerKey,
 }
 
-fn customer_record() -> Record {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
-    let record = std::fs::read_to_string(fixtures.join("customer_record.json")).expect("fixture");
+fn compile(schema: &str, masking: &str) -> Plans {
     let dir = tempfile::tempdir().expect("temp dir");
-    write_policy_set(dir.path());
+    write_policy_set(dir.path(), schema, masking);
     let pipeline = match tollgate::compile::build(dir.path(), &ClientCache::default()) {
         Ok(compiled) => compiled.pipeline,
         Err(diags) => panic!("the bench policy set does not compile:\n{}", diags.render()),
@@ -175,12 +170,23 @@ fn customer_record() -> Record {
         .find(|p| &*p.id == "bench")
         .expect("the partner");
     assert!(partner.masking.is_some(), "the bench tier has a masking profile");
-    Record {
-        bytes: record.lines().map(str::trim_start).collect::<String>().into_bytes(),
+    Plans {
         base: route.response_plan(None).expect("a response schema").clone(),
         masked: route.response_plan(partner.masking).expect("a masked plan").clone(),
         key: partner.mask_key.clone().expect("a masking key"),
     }
+}
+
+/// The load bench's customer record, compacted as `load.sh` does, and its plans.
+fn customer_record() -> (Vec<u8>, Plans) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
+    let fixture = |name: &str| std::fs::read_to_string(fixtures.join(name)).expect("fixture");
+    let record: String = fixture("customer_record.json").lines().map(str::trim_start).collect();
+    let plans = compile(
+        &fixture("customer_record.schema.json"),
+        &fixture("customer_record.masking.toml"),
+    );
+    (record.into_bytes(), plans)
 }
 
 /// What `pipeline::project` does to the bytes.
@@ -191,16 +197,13 @@ fn run(plan: &Projection, bytes: &[u8], audience: &Audience) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let schema = schema();
-    let base = Projection::from_schema(&schema, &schema);
-    let masked = masked_plan(&base);
-    let key = PartnerKey::derive(&[7; 32], "bench-partner");
+    let page = compile(&schema().to_string(), PAGE_MASKING);
     let vault = TokenVault::default();
     let unattested = Audience {
         pci_attested: false,
-        partner: "bench-partner",
+        partner: "bench",
         scopes: &[],
-        key: Some(&key),
+        key: Some(&page.key),
         vault: &vault,
     };
     let attested = Audience {
@@ -222,22 +225,22 @@ fn bench(c: &mut Criterion) {
             })
         });
         group.bench_with_input(BenchmarkId::new("projection (attested)", &label), &bytes, |b, bytes| {
-            b.iter(|| run(&base, black_box(bytes), &attested))
+            b.iter(|| run(&page.base, black_box(bytes), &attested))
         });
         group.bench_with_input(
             BenchmarkId::new("projection+masking (unattested)", &label),
             &bytes,
-            |b, bytes| b.iter(|| run(&masked, black_box(bytes), &unattested)),
+            |b, bytes| b.iter(|| run(&page.masked, black_box(bytes), &unattested)),
         );
     }
     group.finish();
 
-    let record = customer_record();
+    let (record, plans) = customer_record();
     let unattested = Audience {
         pci_attested: false,
         partner: "bench",
         scopes: &[],
-        key: Some(&record.key),
+        key: Some(&plans.key),
         vault: &vault,
     };
     let attested = Audience {
@@ -247,12 +250,12 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("record");
     group.measurement_time(Duration::from_secs(3));
     group.warm_up_time(Duration::from_secs(1));
-    group.throughput(Throughput::Bytes(record.bytes.len() as u64));
+    group.throughput(Throughput::Bytes(record.len() as u64));
     group.bench_function("projection (attested)", |b| {
-        b.iter(|| run(&record.base, black_box(&record.bytes), &attested))
+        b.iter(|| run(&plans.base, black_box(&record), &attested))
     });
     group.bench_function("projection+masking (unattested)", |b| {
-        b.iter(|| run(&record.masked, black_box(&record.bytes), &unattested))
+        b.iter(|| run(&plans.masked, black_box(&record), &unattested))
     });
     group.finish();
 }

@@ -83,11 +83,12 @@ included_calls = 2
     )
 }
 
-/// The common policy set with billing on: `billing` is the [billing] table's body.
-fn billed(dir: &PolicyDir, upstream: &Upstream, billing: &str) {
+/// The common policy set with billing on, its core at `core`: `billing` is the [billing]
+/// table's body.
+fn billed(dir: &PolicyDir, core: &str, billing: &str) {
     dir.write(
         "policies/gateway.toml",
-        &gateway_toml(&upstream.url(), &format!("\n[billing]\n{billing}\n")),
+        &gateway_toml(core, &format!("\n[billing]\n{billing}\n")),
     );
     dir.write(
         "catalogue/accounts/accounts.toml",
@@ -237,7 +238,7 @@ async fn policy_sha(admin: &TestClient) -> String {
 
 /// The whole story against one ledger.
 async fn ledger_end_to_end(billing: &str, settings: impl Fn(&PolicyDir) -> LedgerSettings) {
-    let h = Harness::start_with(false, |dir, upstream| billed(dir, upstream, billing)).await;
+    let h = Harness::start_with(false, |dir, upstream| billed(dir, &upstream.url(), billing)).await;
     let settings = settings(&h.dir);
     let version = policy_sha(&h.admin).await;
     let (mut production, mut sandbox) = drive(&h).await;
@@ -516,7 +517,7 @@ fn check(dir: &PolicyDir) -> Vec<String> {
 async fn billing_gaps_are_compile_errors_at_their_line() {
     let upstream = Upstream::start().await;
     let dir = policy_set(&upstream.url());
-    billed(&dir, &upstream, "");
+    billed(&dir, &upstream.url(), "");
     assert_eq!(check(&dir), Vec::<String>::new());
 
     // A granted billable event with no price in the partner's plan: at the grant.
@@ -594,12 +595,8 @@ async fn without_pricing_nothing_is_metered_and_no_ledger_is_opened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revenue_amount_in_an_answer_that_stalls_is_a_502_not_a_hang() {
     let (stalling, answered) = stalling_upstream().await;
-    let h = Harness::start_with(false, |dir, upstream| {
-        billed(dir, upstream, "batch_window = \"50ms\"");
-        dir.write(
-            "policies/gateway.toml",
-            &gateway_toml(&format!("http://{stalling}"), "\n[billing]\nbatch_window = \"50ms\"\n"),
-        );
+    let h = Harness::start_with(false, |dir, _| {
+        billed(dir, &format!("http://{stalling}"), "batch_window = \"50ms\"")
     })
     .await;
     let reply = tokio::time::timeout(Duration::from_secs(10), h.client.get(PROD, "/v1/quote"))
@@ -639,7 +636,7 @@ async fn kill_9_under_load(billing: &str, settings: impl Fn(&PolicyDir) -> Ledge
 
     let upstream = Upstream::start().await;
     let dir = policy_set(&upstream.url());
-    billed(&dir, &upstream, billing);
+    billed(&dir, &upstream.url(), billing);
     let settings = settings(&dir);
 
     let mut serving = Serving::start(dir.root(), &["--no-watch"]);

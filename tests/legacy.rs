@@ -102,33 +102,24 @@ async fn bank_with(ledger: Option<&str>) -> Bank {
     for file in ["policies/tiers.toml", "policies/masking.toml"] {
         dir.write(file, &std::fs::read_to_string(repo.join(file)).unwrap());
     }
+    // Upstream name, and the path the simulator serves it under: the demo names its ledger
+    // "accounts-core" and its payments system "payments-core".
     let mut upstreams = String::new();
-    for name in [
-        "core-accounts",
-        "core-payments",
-        "card-processor",
-        "loan-origination",
-        "kyc-provider",
-        "fx-desk",
+    for (name, path) in [
+        ("core-accounts", "accounts-core"),
+        ("core-payments", "payments-core"),
+        ("card-processor", "card-processor"),
+        ("loan-origination", "loan-origination"),
+        ("kyc-provider", "kyc-provider"),
+        ("fx-desk", "fx-desk"),
     ] {
+        let (base, timeout) = match ledger {
+            Some(ledger) if name == "core-accounts" => (ledger.to_string(), "400ms"),
+            _ => (sim.url(), "5s"),
+        };
         upstreams.push_str(&format!(
-            "\n[upstreams.{name}]\nurl = \"{}/{name}\"\nconnect_timeout = \"1s\"\ntimeout = \"5s\"\n",
-            sim.url(),
+            "\n[upstreams.{name}]\nurl = \"{base}/{path}\"\nconnect_timeout = \"1s\"\ntimeout = \"{timeout}\"\n"
         ));
-    }
-    // The demo names its ledger "accounts-core" and its payments system "payments-core".
-    let mut upstreams = upstreams
-        .replace("/core-accounts\"", "/accounts-core\"")
-        .replace("/core-payments\"", "/payments-core\"");
-    if let Some(ledger) = ledger {
-        upstreams = upstreams.replace(
-            &format!(
-                "url = \"{}/accounts-core\"\nconnect_timeout = \"1s\"\ntimeout = \"5s\"",
-                sim.url()
-            ),
-            &format!("url = \"{ledger}/accounts-core\"\nconnect_timeout = \"1s\"\ntimeout = \"400ms\""),
-        );
-        assert!(upstreams.contains(ledger), "the ledger's upstream was replaced");
     }
     dir.write("policies/gateway.toml", &gateway_toml(&sim.url(), &upstreams));
     dir.write("keys/token-signing.pem", &test_keys().gateway_pem);

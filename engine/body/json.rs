@@ -466,10 +466,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     if n < 8 {
         return a == b;
     }
-    let word = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .map(|w| w.iter().fold(0u64, |v, &b| v << 8 | u64::from(b)))
-    };
+    let word = |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok());
     let mut at = 0;
     while at + 8 < n {
         if word(a, at) != word(b, at) {

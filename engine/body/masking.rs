@@ -267,15 +267,19 @@ pub fn luhn_valid(text: &[u8]) -> bool {
 /// Length range of a primary account number (ISO/IEC 7812).
 pub const PAN_DIGITS: std::ops::RangeInclusive<usize> = 13..=19;
 
+/// What may join the digit groups of a card number written in groups (one between two
+/// groups): the scanner and the filter in front of it must agree on this.
+const JOINERS: [u8; 2] = [b' ', b'-'];
+
 /// Masks every card number in `text`: each run of 13 to 19 digits that passes the Luhn
 /// check, whether written plain or grouped by single spaces or dashes, keeps at most its
 /// first 6 and last 4 digits. Returns `None` when there was nothing to mask, which is the
 /// common case and allocates nothing.
 pub fn scrub_pans(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    // Cheap exit, one pass: no run of 13 digits, even allowing single separators between
-    // digits, means no card (a date or an amount has digits, but not in such a run).
-    if bytes.len() < *PAN_DIGITS.start() || longest_digit_run(bytes) < *PAN_DIGITS.start() {
+    // Cheap exit: no run that could hold 13 digits means no card (a date or an amount has
+    // digits, but not in such a run).
+    if !may_hold_pan(bytes) {
         return None;
     }
     // Allocated only once a card is found: most text holds digits (dates, amounts,
@@ -298,7 +302,7 @@ pub fn scrub_pans(text: &str) -> Option<String> {
                     groups.current += 1;
                     i += 1;
                 } else if grouped
-                    && (bytes[i] == b' ' || bytes[i] == b'-')
+                    && JOINERS.contains(&bytes[i])
                     && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
                     && i > start
                 {
@@ -333,8 +337,8 @@ pub fn scrub_pans(text: &str) -> Option<String> {
     )
 }
 
-/// Whether a JSON string or number token, as written (`raw`, escapes unresolved), could
-/// hold a card number: 13 digits or more in one run, joined at most by single spaces or
+/// Whether a JSON string or number token, as written (`raw`, escapes unresolved), or a
+/// text, could hold a card number: 13 digits or more in one run, joined at most by single spaces or
 /// dashes. Most tokens cannot (a date or a time has its digits, but split by letters and
 /// colons) and are then copied without being read. First the digits are counted (most
 /// tokens have fewer than 13); only then are runs looked for, and not in a token longer than
@@ -360,7 +364,7 @@ pub fn may_hold_pan(raw: &[u8]) -> bool {
 }
 
 /// One bit per byte of `raw` (at most 64 bytes), set for what a card number's run is made
-/// of: a digit, or a space or dash between two digits. `None` for a longer text or one
+/// of: a digit, or one of `JOINERS` between two digits. `None` for a longer text or one
 /// with a backslash. Eight bytes at a time.
 fn card_run_bits(raw: &[u8]) -> Option<u64> {
     if raw.len() > 64 {
@@ -376,7 +380,8 @@ fn card_run_bits(raw: &[u8]) -> Option<u64> {
             return None;
         }
         digits |= high_bits_to_mask(digit_bytes(v)) << (8 * i);
-        separators |= high_bits_to_mask(byte_is(v, b' ') | byte_is(v, b'-')) << (8 * i);
+        let joiners = JOINERS.iter().fold(0, |bits, &joiner| bits | byte_is(v, joiner));
+        separators |= high_bits_to_mask(joiners) << (8 * i);
     }
     Some(digits | (separators & (digits << 1) & (digits >> 1)))
 }
@@ -426,26 +431,6 @@ fn count_digits(bytes: &[u8]) -> usize {
         count += chunks.remainder().iter().filter(|b| b.is_ascii_digit()).count();
     }
     count
-}
-
-/// The most digits in one run of digits joined by single spaces or dashes.
-fn longest_digit_run(bytes: &[u8]) -> usize {
-    let (mut longest, mut current) = (0, 0);
-    let mut previous_digit = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b.is_ascii_digit() {
-            current += 1;
-            previous_digit = true;
-        } else {
-            let joins = previous_digit && (b == b' ' || b == b'-') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
-            if !joins {
-                longest = longest.max(current);
-                current = 0;
-            }
-            previous_digit = false;
-        }
-    }
-    longest.max(current)
 }
 
 /// The digit groups of a run, counted as it is read.
@@ -746,7 +731,7 @@ mod tests {
             }
             let digit = |i: usize| raw.get(i).is_some_and(u8::is_ascii_digit);
             Some((0..raw.len()).fold(0u64, |bits, i| {
-                let joins = matches!(raw[i], b' ' | b'-') && i > 0 && digit(i - 1) && digit(i + 1);
+                let joins = JOINERS.contains(&raw[i]) && i > 0 && digit(i - 1) && digit(i + 1);
                 if digit(i) || joins {
                     bits | 1 << i
                 } else {

@@ -179,8 +179,9 @@ impl Members {
             let at = self.written.len();
             let name = self.names.get(index).map_or("", |n| &**n);
             if !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-                self.written
-                    .extend_from_slice(&[b"\"", name.as_bytes(), b"\""].concat());
+                self.written.push(b'"');
+                self.written.extend_from_slice(name.as_bytes());
+                self.written.push(b'"');
             }
             let len = self.written.len() - at;
             self.expected.push(Expected { at, len, index });
