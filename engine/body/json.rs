@@ -317,14 +317,14 @@ impl<'a> Reader<'a> {
         let bytes = self.bytes();
         loop {
             // Most strings hold no escape: find the end in one pass.
-            let Some(offset) = bytes.get(i..).and_then(string_stop) else {
+            let Some((offset, stop)) = bytes.get(i..).and_then(string_stop) else {
                 self.pos = bytes.len();
                 return Err(Stop);
             };
             i += offset;
-            match bytes.get(i) {
-                Some(b'"') => break,
-                Some(b'\\') => {
+            match stop {
+                b'"' => break,
+                b'\\' => {
                     escaped = true;
                     match bytes.get(i + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
@@ -478,25 +478,42 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     word(a, n - 8) == word(b, n - 8)
 }
 
-/// The offset of the first byte in `text` that ends a run of plain string content: a
-/// quote, a backslash or a control character. Eight bytes at a time (SWAR), because string
-/// content is most of what a response is made of.
-fn string_stop(text: &[u8]) -> Option<usize> {
+/// The first eight bytes of `bytes` as a little-endian word; a shorter slice is padded with
+/// `fill`. Built from overlapping loads, not copied into a buffer: a buffer filled byte by
+/// byte and then read as a word stalls the load (it cannot be forwarded from the stores).
+#[inline]
+pub(crate) fn padded_word(bytes: &[u8], fill: u8) -> u64 {
+    if let Some(word) = bytes.first_chunk::<8>() {
+        return u64::from_le_bytes(*word);
+    }
+    let n = bytes.len();
+    let low = match (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        // Four to seven bytes: the two loads overlap on equal bytes.
+        (Some(first), Some(last)) => {
+            u64::from(u32::from_le_bytes(*first)) | u64::from(u32::from_le_bytes(*last)) << (8 * (n - 4))
+        }
+        _ => bytes.iter().rev().fold(0, |word, &b| word << 8 | u64::from(b)),
+    };
+    low | (u64::from(fill) * 0x0101_0101_0101_0101) << (8 * n)
+}
+
+/// The offset of the first byte in `text` that ends a run of plain string content (a
+/// quote, a backslash or a control character), and that byte, taken from the word it was
+/// found in rather than read again. Eight bytes at a time (SWAR), because string content is
+/// most of what a response is made of.
+fn string_stop(text: &[u8]) -> Option<(usize, u8)> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut at = 0;
     loop {
         // The last few bytes are padded with a byte that stops nothing.
-        let (word, full) = match text.get(at..at + 8) {
-            Some(chunk) => (<[u8; 8]>::try_from(chunk).ok()?, true),
+        let (v, full) = match text.get(at..at + 8) {
+            Some(chunk) => (u64::from_le_bytes(<[u8; 8]>::try_from(chunk).ok()?), true),
             None => {
                 let rest = text.get(at..).filter(|rest| !rest.is_empty())?;
-                let mut word = [b' '; 8];
-                word.get_mut(..rest.len())?.copy_from_slice(rest);
-                (word, false)
+                (padded_word(rest, b' '), false)
             }
         };
-        let v = u64::from_le_bytes(word);
         // A byte's high bit is set where it is zero (`has_zero`) or below 0x20; a borrow can
         // mark bytes after a true hit too, but never before one, so the lowest mark is exact.
         let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
@@ -504,7 +521,8 @@ fn string_stop(text: &[u8]) -> Option<usize> {
             | has_zero(v ^ (LO * u64::from(b'\\')))
             | (v.wrapping_sub(LO * 0x20) & !v & HI);
         if stops != 0 {
-            return Some(at + (stops.trailing_zeros() / 8) as usize);
+            let bit = stops.trailing_zeros();
+            return Some((at + (bit / 8) as usize, (v >> (bit & !7)) as u8));
         }
         if !full {
             return None;
@@ -668,11 +686,8 @@ mod tests {
                 let saved = text[at];
                 text[at] = stop;
                 for end in at..=text.len() {
-                    assert_eq!(
-                        string_stop(&text[..end]),
-                        naive(&text[..end]),
-                        "{stop:#x} at {at} of {end}"
-                    );
+                    let found = naive(&text[..end]).map(|at| (at, text[at]));
+                    assert_eq!(string_stop(&text[..end]), found, "{stop:#x} at {at} of {end}");
                 }
                 text[at] = saved;
             }
@@ -693,6 +708,24 @@ mod tests {
             }
             if let Some(shorter) = n.checked_sub(1) {
                 assert!(!same(a, &text[..shorter]), "{n}: lengths differ");
+            }
+        }
+    }
+
+    #[test]
+    fn padded_words_are_the_bytes_then_the_fill() {
+        let text: Vec<u8> = (0..12u8).map(|i| 0xf0 ^ i.wrapping_mul(37)).collect();
+        for fill in [0, b' ', 0xff] {
+            for n in 0..=text.len() {
+                let mut expected = [fill; 8];
+                for (to, from) in expected.iter_mut().zip(&text[..n]) {
+                    *to = *from;
+                }
+                assert_eq!(
+                    padded_word(&text[..n], fill),
+                    u64::from_le_bytes(expected),
+                    "{n} bytes, fill {fill:#x}"
+                );
             }
         }
     }

@@ -5,6 +5,7 @@
 //! the projection plan (`Projection::rule`), so a request evaluates no JSONPath: it walks
 //! the plan once, and each field meets at most one rule.
 
+use super::json::padded_word;
 use hmac::digest::KeyInit;
 use hmac::Mac;
 use ring::aead;
@@ -114,15 +115,13 @@ impl PartnerKey {
 
     /// HMAC of `purpose`, a zero byte, `text` and `counter` (big-endian).
     fn tag(&self, purpose: &str, text: &str, counter: u32) -> [u8; 32] {
-        self.0
-            .clone()
-            .chain_update(purpose)
-            .chain_update([0])
-            .chain_update(text)
-            .chain_update(counter.to_be_bytes())
-            .finalize()
-            .into_bytes()
-            .into()
+        // Updated in place: each `chain_update` would move the whole state.
+        let mut mac = self.0.clone();
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(text.as_bytes());
+        mac.update(&counter.to_be_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// Seals a card number for the shared token store: AES-256-GCM under a key derived
@@ -373,9 +372,7 @@ fn card_run_bits(raw: &[u8]) -> Option<u64> {
     let (mut digits, mut separators) = (0u64, 0u64);
     for (i, chunk) in raw.chunks(8).enumerate() {
         // The last chunk is padded with zero bytes, which are none of these.
-        let mut word = [0u8; 8];
-        word.get_mut(..chunk.len())?.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
+        let v = padded_word(chunk, 0);
         if byte_is(v, b'\\') != 0 {
             return None;
         }

@@ -14,7 +14,7 @@
 //! plan and the bytes together (`body::json`), copying what it keeps as written, skipping
 //! what it drops, and rewriting only the scalars a mask changes.
 
-use super::json::{write_string, Malformed, RawStr, Reader, Scalar, Stop};
+use super::json::{padded_word, write_string, Malformed, RawStr, Reader, Scalar, Stop};
 use super::masking::{
     mask_digits, may_be_token, may_hold_pan, partial, partial_parts, scrub_pans, Action, PartnerKey, Rule, TokenVault,
     HASH_LEN,
@@ -142,7 +142,7 @@ impl Members {
                     *at += 1;
                 }
                 order.push(i);
-                self.heads.insert(i, (name.len(), head(name.as_bytes())));
+                self.heads.insert(i, (name.len(), padded_word(name.as_bytes(), 0)));
                 self.names.insert(i, name.into_boxed_str());
                 self.plans.insert(i, plan);
                 self.lay_out(order);
@@ -232,7 +232,7 @@ impl Members {
     fn find(&self, name: RawStr) -> Option<usize> {
         let raw = name.raw();
         if self.plain && self.names.len() <= Self::SCAN {
-            let (len, first) = (raw.len(), head(raw.as_bytes()));
+            let (len, first) = (raw.len(), padded_word(raw.as_bytes(), 0));
             for (i, &(n, h)) in self.heads.iter().enumerate() {
                 if n == len && h == first && (len <= 8 || self.names.get(i)?.get(8..) == raw.get(8..)) {
                     return Some(i);
@@ -244,17 +244,6 @@ impl Members {
         }
         self.index(&name.text()).ok()
     }
-}
-
-/// The first eight bytes of `text` as a word, zero-padded.
-#[inline]
-fn head(text: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    let n = text.len().min(8);
-    if let (Some(to), Some(from)) = (word.get_mut(..n), text.get(..n)) {
-        to.copy_from_slice(from);
-    }
-    u64::from_le_bytes(word)
 }
 
 impl Default for Members {
